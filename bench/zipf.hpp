@@ -1,0 +1,115 @@
+// Deterministic workload generation for tiercache's benchmarks: a Zipf sampler, a 64-bit
+// PRNG, a rank -> key scrambler and precomputed key streams.
+//
+// Everything here is reproducible bit for bit across runs and machines (no std::
+// distributions, whose output is implementation-defined): same seed, same keys.
+
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+namespace tiercache::bench {
+
+// SplitMix64 (Steele, Lea & Flood): a small, fast, well-mixed 64-bit generator.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, 1) with 53 random bits.
+  double next_double() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  // Uniform in [0, n) (modulo; the bias is < n / 2^64, irrelevant here).
+  std::uint64_t next_below(std::uint64_t n) { return next() % n; }
+
+ private:
+  std::uint64_t state_;
+};
+
+// Item number -> key: a bijection on 64-bit integers (murmur3's fmix64), so distinct item
+// numbers give distinct keys, and popular items are spread over the whole key space and
+// over every hash bucket (std::hash<uint64_t> is the identity: MutexLru's unordered_map
+// would otherwise get a perfectly dense, unrealistically collision-free key set).
+// Deliberately not the splitmix64 finaliser LocalCache hashes with.
+inline std::uint64_t scramble_key(std::uint64_t item) {
+  std::uint64_t k = item;
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+// Zipf distribution over ranks 0 .. n-1: P(rank r) proportional to 1 / (r + 1)^theta.
+// Exact inverse-CDF sampling (a table of n doubles and a binary search): slow-ish to
+// sample (fine: streams are generated once, outside the timed loops) and obviously right.
+class ZipfDistribution {
+ public:
+  ZipfDistribution(std::uint64_t n, double theta) : cdf_(n) {
+    if (n == 0) throw std::invalid_argument("ZipfDistribution: n must be > 0");
+    double sum = 0;
+    for (std::uint64_t r = 0; r < n; ++r) {
+      sum += 1.0 / std::pow(static_cast<double>(r + 1), theta);
+      cdf_[r] = sum;
+    }
+    for (double& c : cdf_) c /= sum;
+    cdf_.back() = 1.0;
+  }
+
+  std::uint64_t size() const { return cdf_.size(); }
+
+  // A rank drawn from the distribution.
+  std::uint64_t operator()(SplitMix64& rng) const {
+    const double u = rng.next_double();
+    const auto it = std::upper_bound(cdf_.begin(), cdf_.end(), u);
+    return static_cast<std::uint64_t>(
+        std::min<std::ptrdiff_t>(it - cdf_.begin(), static_cast<std::ptrdiff_t>(size()) - 1));
+  }
+
+  // Probability that a draw is one of the `k` most popular ranks (0 <= k <= n).
+  double top_mass(std::uint64_t k) const {
+    if (k == 0) return 0.0;
+    return cdf_[std::min<std::uint64_t>(k, size()) - 1];
+  }
+
+ private:
+  std::vector<double> cdf_;
+};
+
+// `length` keys: scramble_key(item_base + rank) for ranks drawn from `zipf` with `seed`.
+inline std::vector<std::uint64_t> zipf_key_stream(const ZipfDistribution& zipf, std::size_t length,
+                                                  std::uint64_t seed, std::uint64_t item_base = 0) {
+  SplitMix64 rng(seed);
+  std::vector<std::uint64_t> keys(length);
+  for (std::uint64_t& k : keys) k = scramble_key(item_base + zipf(rng));
+  return keys;
+}
+
+// `length` keys: scramble_key(item_base + i) for i uniform in [0, n).
+inline std::vector<std::uint64_t> uniform_key_stream(std::uint64_t n, std::size_t length,
+                                                     std::uint64_t seed,
+                                                     std::uint64_t item_base = 0) {
+  SplitMix64 rng(seed);
+  std::vector<std::uint64_t> keys(length);
+  for (std::uint64_t& k : keys) k = scramble_key(item_base + rng.next_below(n));
+  return keys;
+}
+
+// `length` distinct keys: scramble_key(item_base + i) for i = 0, 1, 2, ...
+inline std::vector<std::uint64_t> sequential_key_stream(std::size_t length,
+                                                        std::uint64_t item_base) {
+  std::vector<std::uint64_t> keys(length);
+  for (std::size_t i = 0; i < length; ++i) keys[i] = scramble_key(item_base + i);
+  return keys;
+}
+
+}  // namespace tiercache::bench

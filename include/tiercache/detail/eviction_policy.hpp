@@ -1,0 +1,166 @@
+// Which entries LocalCache keeps: adaptive W-TinyLFU, or plain LRU for comparison.
+// Internal; operates on NodeHeader so it is compiled once for every <K, V>.
+//
+// W-TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache Admission
+// Policy", ACM ToS 2017): new entries enter a small LRU *window*; an entry pushed out of
+// the window becomes a *candidate* for the main region, a segmented LRU (Karedla et al.,
+// 1994) of *probation* and *protected* queues. When the cache is over its bound, the
+// candidate duels the probation queue's LRU *victim*: the one the frequency sketch says was
+// used more recently-often stays. A hit in probation promotes to protected; protected
+// overflow demotes back to probation. One-hit wonders and scans die in the window.
+//
+// Adaptivity: no single split between window and main, and no single sketch memory, is
+// best for every workload (recency-biased traces want a big window, loops want a tiny one
+// and a long sketch memory). A PolicyTuner (policy_tuner.hpp) replays a sample of the
+// requests through a few *ghost* policies with fixed tunings and moves this policy to the
+// tuning whose ghost hit most recently. Policies built with a fixed tuning do not adapt.
+//
+// Hash flooding: an attacker could make a hot victim unbeatable; as in Caffeine, a warm
+// candidate that loses is still admitted with probability 1/128 (kRandomAdmission).
+//
+// Invariants (all under the writer lock):
+//  - every live node is in exactly one queue, recorded in node->queue;
+//  - weight() == sum of the weights of queued nodes == window + probation + protected;
+//  - after evict() returns, weight() <= max_weight().
+//
+// Not thread-safe.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tiercache/detail/frequency_sketch.hpp"
+#include "tiercache/detail/node.hpp"
+
+namespace tiercache::detail {
+
+// A doubly-linked queue of nodes in access order, oldest first, with its total weight.
+class AccessQueue {
+ public:
+  AccessQueue() { head_.prev = head_.next = &head_; }
+  AccessQueue(const AccessQueue&) = delete;
+  AccessQueue& operator=(const AccessQueue&) = delete;
+
+  bool empty() const { return head_.next == &head_; }
+  NodeHeader* oldest() const { return empty() ? nullptr : head_.next; }
+  // The node after `n` towards the newest end, or nullptr.
+  NodeHeader* newer(NodeHeader* n) const { return n->next == &head_ ? nullptr : n->next; }
+  std::uint64_t weight() const { return weight_; }
+
+  void push_newest(NodeHeader* n) {
+    n->prev = head_.prev;
+    n->next = &head_;
+    head_.prev->next = n;
+    head_.prev = n;
+    weight_ += n->weight;
+  }
+  void unlink(NodeHeader* n) {
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = nullptr;
+    weight_ -= n->weight;
+  }
+  void move_to_newest(NodeHeader* n) {
+    if (head_.prev == n) return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = head_.prev;
+    n->next = &head_;
+    head_.prev->next = n;
+    head_.prev = n;
+  }
+  // `fresh` takes `old`'s place (weights may differ).
+  void substitute(NodeHeader* old, NodeHeader* fresh) {
+    fresh->prev = old->prev;
+    fresh->next = old->next;
+    old->prev->next = fresh;
+    old->next->prev = fresh;
+    old->prev = old->next = nullptr;
+    weight_ = weight_ - old->weight + fresh->weight;
+  }
+
+ private:
+  NodeHeader head_;
+  std::uint64_t weight_ = 0;
+};
+
+enum class PolicyKind : std::uint8_t { kAdaptiveTinyLfu, kLru };
+
+// The knobs of W-TinyLFU.
+struct PolicyTuning {
+  double window_fraction;  // share of the bound given to the window, in (0, 1)
+  double sketch_aging;     // sketch halving period, in multiples of the capacity
+  // Count an eviction as one more access in the sketch, so a key that keeps coming back
+  // after being evicted wins admission sooner (helps long-reuse-distance traces).
+  bool remember_evicted;
+};
+
+class PolicyTuner;
+
+class EvictionPolicy {
+ public:
+  enum Queue : std::uint8_t { kWindow = 0, kProbation = 1, kProtected = 2 };
+
+  // `max_weight`: the bound. `expected_entries`: sizes the sketch (the bound when counting
+  // entries; an estimate when weighing). `seed`: randomises sketch hashing and admission.
+  // An adaptive TinyLFU policy tunes itself (PolicyTuner) unless `fixed` is given.
+  EvictionPolicy(PolicyKind kind, std::uint64_t max_weight, std::size_t expected_entries,
+                 std::uint64_t seed, const PolicyTuning* fixed = nullptr);
+  ~EvictionPolicy();
+  EvictionPolicy(const EvictionPolicy&) = delete;
+  EvictionPolicy& operator=(const EvictionPolicy&) = delete;
+
+  // A new node enters. REQUIRES: node not queued.
+  void add(NodeHeader* node);
+  // A hit on a queued node.
+  void record_access(NodeHeader* node);
+  // A queued node leaves (erase, expiry, eviction by the caller).
+  void remove(NodeHeader* node);
+  // `fresh` replaces queued `old` in place (same key, maybe another weight).
+  void substitute(NodeHeader* old, NodeHeader* fresh);
+  // Removes from the queues the nodes that must go to respect the bound and appends them to
+  // `victims` (the caller unlinks and reclaims them).
+  void evict(std::vector<NodeHeader*>& victims);
+
+  // Forget all nodes (the caller frees them). Keeps the sketch and adaptation.
+  void clear();
+
+  std::uint64_t weight() const;
+  std::uint64_t max_weight() const { return max_weight_; }
+  std::uint64_t window_max_weight() const { return window_max_; }
+  PolicyKind kind() const { return kind_; }
+  const PolicyTuning& tuning() const { return tuning_; }
+  // Moves to another tuning, shifting entries between window and main as needed.
+  void set_tuning(const PolicyTuning& tuning);
+  // Changes the bound (ghost policies shrink when their sample shrinks).
+  void set_max_weight(std::uint64_t max_weight);
+
+ private:
+  bool admit(NodeHeader* candidate, NodeHeader* victim);
+  void evict_lru(std::vector<NodeHeader*>& victims);
+  void evict_tinylfu(std::vector<NodeHeader*>& victims);
+  void demote_protected_overflow();
+  void resize_window(std::uint64_t window_max);
+  std::uint64_t window_target() const;
+  void tune(const NodeHeader* node);
+  AccessQueue& queue_of(const NodeHeader* node);
+
+  PolicyKind kind_;
+  std::uint64_t max_weight_;
+  std::uint64_t window_max_;
+  std::uint64_t protected_max_;
+  FrequencySketch sketch_;
+  std::uint64_t random_state_;
+
+  AccessQueue window_;  // also the single queue of kLru
+  AccessQueue probation_;
+  AccessQueue protected_;
+
+  bool oversized_pending_ = false;  // a node heavier than the bound was queued
+  PolicyTuning tuning_;
+  std::unique_ptr<PolicyTuner> tuner_;  // null for LRU and fixed tunings
+};
+
+}  // namespace tiercache::detail

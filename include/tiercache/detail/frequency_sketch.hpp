@@ -1,0 +1,69 @@
+// The TinyLFU frequency sketch: an approximate, aging count of how often each key was
+// accessed recently, in 4 bits per counter. Internal.
+//
+// Count-Min sketch (Cormode & Muthukrishnan, 2005) as used by TinyLFU (Einziger, Friedman &
+// Manes, "TinyLFU: A Highly Efficient Cache Admission Policy", ACM ToS 2017), with the
+// cache-line-blocked layout of Caffeine's FrequencySketch: the four counters of a key live
+// in one 64-byte block, so an increment touches one cache line.
+//
+// Aging ("reset"): after sample_size() = factor x capacity increments every counter is
+// halved, so the sketch reflects recent history. The factor is tunable at run time: the
+// TinyLFU paper and Caffeine use 10; looping workloads want a longer memory (see
+// PolicyTuner).
+//
+// Hash flooding: keys are mixed with a per-sketch random seed before indexing, so an
+// attacker who does not know the seed cannot aim collisions at a chosen counter.
+//
+// Not thread-safe: used under the cache's writer lock.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace tiercache::detail {
+
+class FrequencySketch {
+ public:
+  explicit FrequencySketch(std::uint64_t seed) : seed_(seed) {}
+
+  // Sizes the sketch for a cache of up to `max_entries` entries. Cheap when unchanged;
+  // resizing clears the counts.
+  void ensure_capacity(std::size_t max_entries);
+
+  // Estimated recent frequency of `hash`, in [0, 15].
+  std::uint32_t frequency(std::uint32_t hash) const noexcept;
+
+  // Records one access of `hash`.
+  void increment(std::uint32_t hash) noexcept;
+
+  std::size_t sample_size() const noexcept { return sample_size_; }
+  // Sets the aging period to factor x capacity increments.
+  void set_sample_factor(double factor);
+
+ private:
+  static constexpr std::size_t kWordsPerBlock = 8;  // one 64-byte cache line
+
+  void reset() noexcept;
+
+  std::uint64_t seed_;
+  std::vector<std::uint64_t> table_;
+  std::uint64_t block_mask_ = 0;
+  std::size_t entries_ = 16;
+  double sample_factor_ = 10.0;
+  std::size_t sample_size_ = 0;
+  std::size_t additions_ = 0;
+};
+
+// Mixes a 64-bit value (splitmix64 finaliser; Steele, Lea & Flood, OOPSLA 2014).
+inline std::uint64_t mix64(std::uint64_t x) noexcept {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+}  // namespace tiercache::detail

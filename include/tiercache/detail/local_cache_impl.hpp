@@ -1,0 +1,432 @@
+// LocalCache implementation. Included by local_cache.hpp only.
+//
+// Concurrency design
+// ------------------
+// Readers never lock. get() enters an epoch (EpochDomain: one atomic add on a line owned
+// by the reader's stripe), walks the hash table, checks the entry's own deadline, pins
+// the node by incrementing its reference count, leaves a note in its stripe's ReadBuffer
+// and leaves the epoch. Everything a reader reads of a node (hash, key, value, flags,
+// deadline) is written before the node is published and never changes afterwards: a
+// replacement value is a new node swapped into the chain, never an in-place write.
+//
+// Writers serialise on writer_mutex_, which guards the eviction policy, the timer wheel,
+// the hash table's structure and the retired lists. Every write also runs maintenance:
+// drain the read notes into the policy (so eviction sees every recorded hit), expire what
+// the timer wheel says is due, evict down to the bound, and reclaim retired nodes.
+// A reader whose ring is full tries the mutex and, if free, runs the same maintenance;
+// otherwise it drops its note -- it never waits.
+//
+// Node lifecycle: kNew (built, unpublished) -> kLive (in table, policy, maybe timer wheel)
+// -> kRemoved (unlinked from all three, in retired_nodes_ with the epoch of removal) ->
+// the cache's reference is dropped once the epoch has advanced twice and every read ring
+// has been swept (ReadBuffer::sweep) -> freed when the last Cached<V> goes.
+//
+// Invariants (writer lock held, between calls):
+//  - a node is in the table iff it is kLive iff it is queued in the policy;
+//  - a kLive node with kTimed is scheduled in timers_ (timed_entries_ counts them);
+//  - weight_ == policy_.weight() <= max_weight_.
+
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstddef>
+
+namespace tiercache {
+
+namespace detail {
+inline std::uint64_t draw_seed(const std::optional<std::uint64_t>& seed) {
+  if (seed) return *seed;
+  std::random_device rd;
+  return (std::uint64_t{rd()} << 32) ^ rd();
+}
+inline std::uint64_t checked_bound(const LocalCacheOptions& o, bool has_weigher) {
+  if (o.max_weight != 0) {
+    if (!has_weigher) throw std::invalid_argument("LocalCache: max_weight needs a weigher");
+    return o.max_weight;
+  }
+  if (o.max_entries == 0) throw std::invalid_argument("LocalCache: max_entries must be > 0");
+  return o.max_entries;
+}
+// Entries to size the table and sketch for: the bound when counting, else a guess that
+// grows with use (the table grows; the sketch is sized for this guess).
+inline std::size_t expected_entries(const LocalCacheOptions& o) {
+  constexpr std::size_t kWeightedInitialEntries = 1024;
+  return o.max_weight != 0 ? kWeightedInitialEntries : o.max_entries;
+}
+}  // namespace detail
+
+template <class K, class V, class Hash, class Eq>
+LocalCache<K, V, Hash, Eq>::LocalCache(LocalCacheOptions options, Weigher weigher,
+                                       RemovalListener listener, Hash hash, Eq eq)
+    : options_(std::move(options)),
+      max_weight_(detail::checked_bound(options_, static_cast<bool>(weigher))),
+      seed_(detail::draw_seed(options_.seed)),
+      clock_(options_.clock ? options_.clock : default_clock()),
+      weigher_(options_.max_weight != 0 ? std::move(weigher) : Weigher()),
+      listener_(std::move(listener)),
+      hash_(std::move(hash)),
+      eq_(std::move(eq)),
+      table_(detail::expected_entries(options_)),
+      policy_(options_.policy == EvictionPolicy::kLru ? detail::PolicyKind::kLru
+                                                      : detail::PolicyKind::kAdaptiveTinyLfu,
+              max_weight_, detail::expected_entries(options_), seed_),
+      timers_(now_ns()) {}
+
+template <class K, class V, class Hash, class Eq>
+LocalCache<K, V, Hash, Eq>::~LocalCache() {
+  // No reader may be inside the cache any more (a destructor runs alone), so every node
+  // can lose the cache's reference at once.
+  table_.for_each([](detail::NodeHeader* n) { detail::release_node(n, &destroy); });
+  for (auto& [node, epoch] : retired_nodes_) detail::release_node(node, &destroy);
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::destroy(detail::NodeHeader* h) noexcept {
+  Node* n = node_of(h);
+  if (!h->negative()) n->value()->~V();
+  const bool timed = h->timed();
+  n->~Node();
+  if (timed) {
+    detail::TimerLinks* links = detail::timer_links(h);
+    links->~TimerLinks();
+    ::operator delete(static_cast<void*>(links));
+  } else {
+    ::operator delete(static_cast<void*>(n));
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+Cached<V> LocalCache<K, V, Hash, Eq>::pin(detail::NodeHeader* h) {
+  h->refs.fetch_add(1, std::memory_order_relaxed);
+  return Cached<V>(h, h->negative() ? nullptr : node_of(h)->value(), &destroy);
+}
+
+template <class K, class V, class Hash, class Eq>
+detail::NodeHeader* LocalCache<K, V, Hash, Eq>::make_node(std::uint32_t hash, const K& key,
+                                                          V* value, Duration ttl) {
+  const bool timed = ttl != Duration::max();
+  void* memory = ::operator new(timed ? detail::TimerLinks::kOffset + sizeof(Node) : sizeof(Node));
+  Node* n = nullptr;
+  if (timed) {
+    auto* links = new (memory) detail::TimerLinks();
+    const std::int64_t now = now_ns();
+    links->expires_at_ns = ttl.count() > std::numeric_limits<std::int64_t>::max() - now
+                               ? std::numeric_limits<std::int64_t>::max()
+                               : now + ttl.count();
+    n = static_cast<Node*>(
+        static_cast<void*>(static_cast<char*>(memory) + detail::TimerLinks::kOffset));
+  } else {
+    n = static_cast<Node*>(memory);
+  }
+  try {
+    new (n) Node(key);
+    if (value != nullptr) {
+      try {
+        new (n->storage) V(std::move(*value));
+      } catch (...) {
+        n->~Node();
+        throw;
+      }
+    }
+  } catch (...) {
+    ::operator delete(memory);
+    throw;
+  }
+  detail::NodeHeader& h = n->header;
+  h.hash = hash;
+  h.flags = static_cast<std::uint8_t>((value == nullptr ? detail::NodeHeader::kNegative : 0) |
+                                      (timed ? detail::NodeHeader::kTimed : 0));
+  return &h;
+}
+
+template <class K, class V, class Hash, class Eq>
+Cached<V> LocalCache<K, V, Hash, Eq>::get(const K& key) {
+  const std::uint32_t hash = hash_of(key);
+  const std::size_t stripe = detail::thread_stripe();
+  Cached<V> result;
+  bool ring_full = false;
+  {
+    detail::EpochDomain::Guard guard = epochs_.enter(stripe);
+    detail::NodeHeader* n =
+        table_.find(hash, [&](detail::NodeHeader* h) { return eq_(node_of(h)->key, key); });
+    if (n == nullptr || (n->timed() && detail::timer_links(n)->expires_at_ns <= now_ns())) {
+      reads_.count_miss(stripe);
+      return result;
+    }
+    result = pin(n);
+    ring_full = !reads_.record(stripe, n);
+  }
+  if (result.has_value()) {
+    reads_.count_hit(stripe);
+  } else {
+    reads_.count_negative_hit(stripe);
+  }
+  if (ring_full && writer_mutex_.try_lock()) {
+    // Our note did not fit: drain the rings and apply it directly. (If the lock is busy,
+    // the note is dropped: a reader never waits.)
+    std::vector<Removal> removals;
+    {
+      std::lock_guard lock(writer_mutex_, std::adopt_lock);
+      drain_reads();
+      if (result.node_->state == detail::NodeHeader::kLive) policy_.record_access(result.node_);
+      maintain();
+      removals.swap(pending_);
+    }
+    notify(removals);
+  }
+  return result;
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::put(const K& key, V value, std::optional<Duration> ttl) {
+  write(key, &value, ttl, Write::kAlways);
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::put_negative(const K& key, std::optional<Duration> ttl) {
+  write(key, nullptr, ttl ? ttl : std::optional<Duration>(options_.default_negative_ttl),
+        Write::kAlways);
+}
+
+template <class K, class V, class Hash, class Eq>
+bool LocalCache<K, V, Hash, Eq>::put_if_absent(const K& key, V value, std::optional<Duration> ttl) {
+  return write(key, &value, ttl, Write::kIfAbsent);
+}
+
+template <class K, class V, class Hash, class Eq>
+bool LocalCache<K, V, Hash, Eq>::write(const K& key, V* value, std::optional<Duration> ttl,
+                                       Write mode) {
+  const Duration lifetime = ttl.value_or(options_.default_ttl);
+  if (lifetime <= Duration::zero()) {
+    // Nothing to keep; a stale entry must not survive a write either.
+    if (mode == Write::kAlways) erase(key);
+    return false;
+  }
+  const std::uint32_t hash = hash_of(key);
+  const std::uint32_t weight = (weigher_ && value != nullptr) ? weigher_(key, *value) : 1;
+  detail::NodeHeader* fresh = make_node(hash, key, value, lifetime);
+  fresh->weight = weight;
+
+  std::vector<Removal> removals;
+  bool inserted = true;
+  {
+    std::lock_guard lock(writer_mutex_);
+    drain_reads();
+    detail::NodeHeader* old =
+        table_.find_locked(hash, [&](detail::NodeHeader* h) { return eq_(node_of(h)->key, key); });
+    if (old != nullptr && mode == Write::kIfAbsent && !old->negative() &&
+        !(old->timed() && detail::timer_links(old)->expires_at_ns <= now_ns())) {
+      inserted = false;
+    } else {
+      if (old != nullptr) {
+        // An entry that had already expired leaves as expired, not as replaced.
+        const RemovalCause cause =
+            old->timed() && detail::timer_links(old)->expires_at_ns <= now_ns()
+                ? RemovalCause::kExpired
+                : RemovalCause::kReplaced;
+        table_.replace(old, fresh);
+        policy_.substitute(old, fresh);
+        if (old->timed()) {
+          timers_.deschedule(old);
+          --timed_entries_;
+        }
+        retire(old, cause);
+        fresh->state = detail::NodeHeader::kLive;
+        policy_.record_access(fresh);
+      } else {
+        if (auto buckets = table_.insert(fresh)) {
+          retired_buckets_.emplace_back(std::move(buckets), epochs_.epoch());
+        }
+        fresh->state = detail::NodeHeader::kLive;
+        policy_.add(fresh);
+      }
+      if (fresh->timed()) {
+        timers_.schedule(fresh);
+        ++timed_entries_;
+      }
+      puts_.fetch_add(1, std::memory_order_relaxed);
+    }
+    maintain();
+    removals.swap(pending_);
+  }
+  if (!inserted) destroy(fresh);
+  notify(removals);
+  return inserted;
+}
+
+template <class K, class V, class Hash, class Eq>
+bool LocalCache<K, V, Hash, Eq>::erase(const K& key) {
+  const std::uint32_t hash = hash_of(key);
+  std::vector<Removal> removals;
+  bool found = false;
+  {
+    std::lock_guard lock(writer_mutex_);
+    drain_reads();
+    detail::NodeHeader* n =
+        table_.find_locked(hash, [&](detail::NodeHeader* h) { return eq_(node_of(h)->key, key); });
+    if (n != nullptr) {
+      found = true;
+      unlink(n, RemovalCause::kExplicit);
+    }
+    maintain();
+    removals.swap(pending_);
+  }
+  notify(removals);
+  return found;
+}
+
+template <class K, class V, class Hash, class Eq>
+std::size_t LocalCache<K, V, Hash, Eq>::erase_if(
+    const std::function<bool(const K&, const V*)>& pred) {
+  std::vector<Removal> removals;
+  std::size_t count = 0;
+  {
+    std::lock_guard lock(writer_mutex_);
+    drain_reads();
+    scratch_.clear();
+    table_.for_each([&](detail::NodeHeader* h) {
+      if (pred(node_of(h)->key, h->negative() ? nullptr : node_of(h)->value())) {
+        scratch_.push_back(h);
+      }
+    });
+    for (detail::NodeHeader* h : scratch_) unlink(h, RemovalCause::kExplicit);
+    count = scratch_.size();
+    maintain();
+    removals.swap(pending_);
+  }
+  notify(removals);
+  return count;
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::clear() {
+  erase_if([](const K&, const V*) { return true; });
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::cleanup() {
+  std::vector<Removal> removals;
+  {
+    std::lock_guard lock(writer_mutex_);
+    maintain(/*force_reclaim=*/true);
+    removals.swap(pending_);
+  }
+  notify(removals);
+}
+
+template <class K, class V, class Hash, class Eq>
+LocalCacheStats LocalCache<K, V, Hash, Eq>::stats() const {
+  const detail::ReadBuffer::Counts reads = reads_.counts();
+  LocalCacheStats s;
+  s.hits = reads.hits;
+  s.negative_hits = reads.negative_hits;
+  s.misses = reads.misses;
+  s.puts = puts_.load(std::memory_order_relaxed);
+  s.evictions_size = evictions_size_.load(std::memory_order_relaxed);
+  s.evictions_expired = evictions_expired_.load(std::memory_order_relaxed);
+  s.removals_explicit = removals_explicit_.load(std::memory_order_relaxed);
+  s.replacements = replacements_.load(std::memory_order_relaxed);
+  s.listener_failures = listener_failures_.load(std::memory_order_relaxed);
+  return s;
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::count_removal(RemovalCause cause) {
+  switch (cause) {
+    case RemovalCause::kSize:
+      evictions_size_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case RemovalCause::kExpired:
+      evictions_expired_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case RemovalCause::kExplicit:
+      removals_explicit_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case RemovalCause::kReplaced:
+      replacements_.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::unlink(detail::NodeHeader* node, RemovalCause cause,
+                                        Dequeued already) {
+  assert(node->state == detail::NodeHeader::kLive);
+  table_.remove(node);
+  if (already != Dequeued::kByPolicy) policy_.remove(node);
+  if (node->timed()) {
+    if (already != Dequeued::kByTimers) timers_.deschedule(node);
+    --timed_entries_;
+  }
+  retire(node, cause);
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::retire(detail::NodeHeader* node, RemovalCause cause) {
+  node->state = detail::NodeHeader::kRemoved;
+  retired_nodes_.emplace_back(node, epochs_.epoch());
+  count_removal(cause);
+  if (listener_) {
+    node->refs.fetch_add(1, std::memory_order_relaxed);
+    pending_.push_back({node, cause});
+  }
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::drain_reads() {
+  reads_.drain([this](detail::NodeHeader* n) { policy_.record_access(n); });
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::maintain(bool force_reclaim) {
+  drain_reads();
+  if (timed_entries_ > 0) {
+    scratch_.clear();
+    timers_.advance(now_ns(), scratch_);
+    for (detail::NodeHeader* n : scratch_) unlink(n, RemovalCause::kExpired, Dequeued::kByTimers);
+  }
+  scratch_.clear();
+  policy_.evict(scratch_);
+  for (detail::NodeHeader* n : scratch_) unlink(n, RemovalCause::kSize, Dequeued::kByPolicy);
+  weight_.store(policy_.weight(), std::memory_order_relaxed);
+  reclaim(force_reclaim);
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::reclaim(bool force) {
+  if (retired_nodes_.empty() && retired_buckets_.empty()) return;
+  // Batch reclamation: sweeping the rings costs a pass over every used stripe.
+  constexpr std::size_t kReclaimBatch = 64;
+  if (!force && retired_nodes_.size() < kReclaimBatch && retired_buckets_.empty()) return;
+  epochs_.try_advance();
+  epochs_.try_advance();
+  const std::uint64_t safe_before = epochs_.epoch() - 1;  // retired at epoch < E - 1
+  auto node_end = std::find_if(retired_nodes_.begin(), retired_nodes_.end(),
+                               [&](const auto& r) { return r.second >= safe_before; });
+  auto bucket_end = std::find_if(retired_buckets_.begin(), retired_buckets_.end(),
+                                 [&](const auto& r) { return r.second >= safe_before; });
+  if (node_end == retired_nodes_.begin() && bucket_end == retired_buckets_.begin()) return;
+  // Every reader that could have seen these nodes has left; its notes are in the rings.
+  reads_.sweep([this](detail::NodeHeader* n) { policy_.record_access(n); });
+  for (auto it = retired_nodes_.begin(); it != node_end; ++it) {
+    detail::release_node(it->first, &destroy);
+  }
+  retired_nodes_.erase(retired_nodes_.begin(), node_end);
+  retired_buckets_.erase(retired_buckets_.begin(), bucket_end);
+}
+
+template <class K, class V, class Hash, class Eq>
+void LocalCache<K, V, Hash, Eq>::notify(std::vector<Removal>& removals) {
+  for (Removal& r : removals) {
+    Cached<V> departing(r.node, r.node->negative() ? nullptr : node_of(r.node)->value(), &destroy);
+    try {
+      listener_(node_of(r.node)->key, departing, r.cause);
+    } catch (...) {
+      listener_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  removals.clear();
+}
+
+}  // namespace tiercache

@@ -1,0 +1,79 @@
+// The header every LocalCache entry starts with. Internal: not part of the public API.
+//
+// An entry is one heap block: [TimerLinks (only if the entry has a TTL)] NodeHeader K V.
+// The header holds what the type-erased parts of the cache (hash table, eviction policy,
+// timer wheel, epoch reclamation) need, so those are compiled once, not per <K, V>.
+//
+// Field ownership:
+//   refs            atomic; readers pin a node by incrementing it (see Cached<V>)
+//   hash, flags     written before the node is published, immutable afterwards
+//   chain           atomic; next node in the hash bucket, written under the writer lock
+//   everything else policy state, read and written only under the writer lock
+
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace tiercache::detail {
+
+struct NodeHeader {
+  // Counted references: one held by the cache from insertion until the node is reclaimed
+  // (a grace period after removal), plus one per Cached<V> handle.
+  std::atomic<std::uint32_t> refs{1};
+  // Seeded hash of the key (see LocalCache::hash_of).
+  std::uint32_t hash = 0;
+  // Next node in the same hash bucket.
+  std::atomic<NodeHeader*> chain{nullptr};
+  // Links of the policy queue the node is in (window, probation, protected or LRU).
+  NodeHeader* prev = nullptr;
+  NodeHeader* next = nullptr;
+  // Weight charged against the cache's bound (1 when bounded by entry count).
+  std::uint32_t weight = 1;
+  // Immutable flags (kNegative, kTimed).
+  std::uint8_t flags = 0;
+  // Which policy queue the node is in (Queue below).
+  std::uint8_t queue = 0;
+  // Lifecycle (State below).
+  std::uint8_t state = 0;
+  std::uint8_t unused = 0;
+
+  static constexpr std::uint8_t kNegative = 1;  // a "known absent" entry, no value stored
+  static constexpr std::uint8_t kTimed = 2;     // preceded in memory by TimerLinks
+
+  enum State : std::uint8_t { kNew = 0, kLive = 1, kRemoved = 2 };
+
+  bool negative() const { return (flags & kNegative) != 0; }
+  bool timed() const { return (flags & kTimed) != 0; }
+};
+
+// Present in front of the header of entries that expire. Offset from the header is
+// TimerLinks::kOffset for every node type (LocalCache checks alignment statically).
+struct TimerLinks {
+  // Absolute expiry instant, nanoseconds since the clock's epoch.
+  std::int64_t expires_at_ns = 0;
+  NodeHeader* prev = nullptr;
+  NodeHeader* next = nullptr;
+
+  static constexpr std::size_t kOffset = 24;
+};
+static_assert(sizeof(TimerLinks) == TimerLinks::kOffset);
+static_assert(sizeof(NodeHeader) == 40);
+
+inline TimerLinks* timer_links(NodeHeader* node) {
+  return reinterpret_cast<TimerLinks*>(reinterpret_cast<char*>(node) - TimerLinks::kOffset);
+}
+inline const TimerLinks* timer_links(const NodeHeader* node) {
+  return reinterpret_cast<const TimerLinks*>(reinterpret_cast<const char*>(node) -
+                                             TimerLinks::kOffset);
+}
+
+// Type-erased destruction of a node whose last reference was dropped.
+using NodeDestroyer = void (*)(NodeHeader*) noexcept;
+
+// Drops one reference; destroys the node when it was the last.
+inline void release_node(NodeHeader* node, NodeDestroyer destroy) noexcept {
+  if (node->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(node);
+}
+
+}  // namespace tiercache::detail

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Hit-ratio table of LocalCache (policy "tiercache") against LRU and the clairvoyant optimum,
+# measured with `tiercache sim`, on synthetic Zipf workloads and -- when the repository has
+# ../shared/traces beside it -- on the classic traces listed in ../shared/traces/README.md,
+# next to that README's "best practical" reference hit ratio.
+#
+#   scripts/demo.sh [--no-build] [--build-dir DIR] [--traces DIR] [--no-zipf] [--no-traces]
+#
+#   --no-build     use the existing binary (quick re-runs)
+#   --build-dir    build directory (default: build/; configured as Release if new)
+#   --traces DIR   trace directory (default: <repo>/../shared/traces when it exists)
+#
+# Ends with one machine-readable line:
+#   demo=sim rows=N trace_rows=T mean_shortfall=X max_shortfall=Y max_below_lru=Z
+# shortfall = best practical - tiercache (percentage points; trace rows only, "na" if none);
+# below_lru = LRU - tiercache (all rows).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build=1
+build_dir="$repo/build"
+traces_dir=""
+zipf=1
+traces=1
+
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while (($# > 0)); do
+  case "$1" in
+    --no-build) build=0; shift ;;
+    --build-dir) build_dir="$2"; shift 2 ;;
+    --traces) traces_dir="$2"; shift 2 ;;
+    --no-zipf) zipf=0; shift ;;
+    --no-traces) traces=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+if [[ -z "$traces_dir" && -d "$repo/../shared/traces" ]]; then
+  traces_dir="$(cd "$repo/../shared/traces" && pwd)"
+fi
+
+# Synthetic workloads: zipf:ALPHA:KEYS:REQUESTS:SEED, and the capacities to try them at.
+ZIPF_WORKLOADS=(zipf:0.8:100000:1000000:1 zipf:1.0:100000:1000000:1)
+ZIPF_CAPACITIES="1000,10000"
+
+# ---- build -----------------------------------------------------------------------------------
+tool="$build_dir/tools/tiercache"
+if ((build)); then
+  if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+    cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+  fi
+  cmake --build "$build_dir" -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+fi
+if [[ ! -x "$tool" ]]; then
+  echo "demo.sh: $tool not found (build it, or drop --no-build)" >&2
+  exit 1
+fi
+
+# ---- measuring -------------------------------------------------------------------------------
+# sim TRACE CAPACITIES POLICY: prints "capacity hit_ratio_percent" per line.
+sim() {
+  local out
+  if ! out="$("$tool" sim --trace "$1" --capacity "$2" --policy "$3")"; then
+    echo "demo.sh: '$tool sim --trace $1 --capacity $2 --policy $3' failed" >&2
+    return 1
+  fi
+  awk '/^policy=/ {
+      cap = ""; ratio = ""
+      for (i = 1; i <= NF; i++) {
+        split($i, kv, "=")
+        if (kv[1] == "capacity") cap = kv[2]
+        if (kv[1] == "hit_ratio") ratio = kv[2]
+      }
+      if (cap != "" && ratio != "") printf "%s %.2f\n", cap, ratio * 100
+    }' <<<"$out"
+}
+
+# Rows of the result table, tab-separated: trace size tiercache lru optimal best.
+rows_file="$(mktemp)"
+trap 'rm -f "$rows_file"' EXIT
+
+# measure NAME TRACE CAPACITIES [BEST_BY_CAPACITY...]: one sim run per policy for all sizes.
+measure() {
+  local name="$1" trace="$2" capacities="$3"
+  shift 3
+  local -A best=() tc=() lru=() opt=()
+  local entry cap pct out_tc out_lru out_opt
+  for entry in "$@"; do best[${entry%%=*}]="${entry#*=}"; done
+  out_tc="$(sim "$trace" "$capacities" tiercache)"
+  out_lru="$(sim "$trace" "$capacities" lru)"
+  out_opt="$(sim "$trace" "$capacities" optimal)"
+  while read -r cap pct; do tc[$cap]="$pct"; done <<<"$out_tc"
+  while read -r cap pct; do lru[$cap]="$pct"; done <<<"$out_lru"
+  while read -r cap pct; do opt[$cap]="$pct"; done <<<"$out_opt"
+  local IFS=,
+  for cap in $capacities; do
+    if [[ -z "${tc[$cap]:-}" ]]; then
+      echo "demo.sh: no tiercache result for $name at capacity $cap" >&2
+      return 1
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$cap" "${tc[$cap]}" "${lru[$cap]:-na}" \
+      "${opt[$cap]:-na}" "${best[$cap]:-na}" >>"$rows_file"
+  done
+}
+
+if ((zipf)); then
+  for workload in "${ZIPF_WORKLOADS[@]}"; do
+    echo "demo.sh: $workload ..." >&2
+    measure "$workload" "$workload" "$ZIPF_CAPACITIES"
+  done
+fi
+
+if ((traces)) && [[ -n "$traces_dir" && -f "$traces_dir/README.md" ]]; then
+  # The README's table: | trace | size | LRU | ... | best practical | (which) | OPT |
+  # Columns are found by header name (defaults: size 2, best practical 9).
+  reference="$(awk -F'|' '
+    function trim(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
+    !header && /^\|[ \t]*trace[ \t]*\|/ {
+      header = 1; size_col = 3; best_col = 10
+      for (i = 2; i <= NF; i++) {
+        h = trim($i)
+        if (h == "size") size_col = i
+        if (h == "best practical") best_col = i
+      }
+      next
+    }
+    header && /^\|/ {
+      name = trim($2); size = trim($size_col); best = trim($best_col)
+      if (name ~ /^-+$/ || size !~ /^[0-9]+$/) next
+      print name, size, best
+    }' "$traces_dir/README.md")"
+  mapfile -t trace_names < <(awk '{print $1}' <<<"$reference" | awk '!seen[$0]++')
+  for name in "${trace_names[@]}"; do
+    [[ -n "$name" ]] || continue
+    file="$traces_dir/$name.keys"
+    if [[ ! -f "$file" ]]; then
+      echo "demo.sh: $file missing; skipping $name" >&2
+      continue
+    fi
+    capacities="$(awk -v n="$name" '$1 == n {print $2}' <<<"$reference" | paste -sd, -)"
+    mapfile -t bests < <(awk -v n="$name" '$1 == n {print $2 "=" $3}' <<<"$reference")
+    echo "demo.sh: $name at $capacities ..." >&2
+    measure "$name" "$file" "$capacities" "${bests[@]}"
+  done
+elif ((traces)); then
+  echo "demo.sh: no traces directory (../shared/traces); Zipf workloads only" >&2
+fi
+
+# ---- the table -------------------------------------------------------------------------------
+awk -F'\t' '
+  function num(s) { return s ~ /^-?[0-9.]+$/ }
+  BEGIN {
+    fmt = "%-34s %8s %10s %8s %8s %8s %10s\n"
+    printf fmt, "trace", "size", "tiercache%", "LRU%", "optimal%", "best%", "shortfall"
+    rows = 0; trace_rows = 0; sum = 0; max_short = "na"; max_below = "na"
+  }
+  {
+    rows++
+    short = "-"
+    if (num($6)) {
+      short = sprintf("%.2f", $6 - $3)
+      trace_rows++; sum += $6 - $3
+      if (max_short == "na" || $6 - $3 > max_short) max_short = $6 - $3
+    }
+    if (num($4)) {
+      if (max_below == "na" || $4 - $3 > max_below) max_below = $4 - $3
+    }
+    printf fmt, $1, $2, $3, $4, $5, ($6 == "na" ? "-" : $6), short
+  }
+  END {
+    mean = (trace_rows > 0) ? sprintf("%.2f", sum / trace_rows) : "na"
+    if (max_short != "na") max_short = sprintf("%.2f", max_short)
+    if (max_below != "na") max_below = sprintf("%.2f", max_below)
+    printf "\nsummary: %d rows (%d with a reference): mean shortfall %s, max shortfall %s, " \
+      "max (LRU - tiercache) %s (percentage points)\n", rows, trace_rows, mean, max_short, max_below
+    printf "demo=sim rows=%d trace_rows=%d mean_shortfall=%s max_shortfall=%s max_below_lru=%s\n",
+      rows, trace_rows, mean, max_short, max_below
+  }' "$rows_file"

@@ -1,0 +1,84 @@
+#include "tiercache/detail/hash_table.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+
+namespace tiercache::detail {
+
+namespace {
+// Load factor (entries per bucket) past which the table doubles.
+constexpr std::size_t kMaxLoadFactor = 1;
+constexpr std::size_t kMinBuckets = 16;
+}  // namespace
+
+std::unique_ptr<HashTable::Buckets> HashTable::make_buckets(std::size_t count) {
+  auto b = std::make_unique<Buckets>();
+  b->mask = count - 1;
+  b->slots = std::make_unique<std::atomic<NodeHeader*>[]>(count);
+  for (std::size_t i = 0; i < count; ++i) b->slots[i].store(nullptr, std::memory_order_relaxed);
+  return b;
+}
+
+HashTable::HashTable(std::size_t expected_entries) {
+  const std::size_t count = std::bit_ceil(std::max(expected_entries, kMinBuckets));
+  buckets_.store(make_buckets(count).release(), std::memory_order_release);
+}
+
+HashTable::~HashTable() { delete buckets_.load(std::memory_order_relaxed); }
+
+std::atomic<NodeHeader*>* HashTable::predecessor_slot(NodeHeader* node) const noexcept {
+  const Buckets* buckets = buckets_.load(std::memory_order_relaxed);
+  std::atomic<NodeHeader*>* link = &buckets->slot(node->hash);
+  for (NodeHeader* n = link->load(std::memory_order_relaxed); n != node;
+       n = link->load(std::memory_order_relaxed)) {
+    assert(n != nullptr && "node not linked");
+    link = &n->chain;
+  }
+  return link;
+}
+
+std::unique_ptr<HashTable::Buckets> HashTable::insert(NodeHeader* node) {
+  Buckets* buckets = buckets_.load(std::memory_order_relaxed);
+  std::unique_ptr<Buckets> retired;
+  const std::size_t count = size_.load(std::memory_order_relaxed) + 1;
+  if (count > (buckets->mask + 1) * kMaxLoadFactor) {
+    // Grow: relink every node into a table twice as large, under the resize sequence.
+    std::unique_ptr<Buckets> grown = make_buckets((buckets->mask + 1) * 2);
+    resize_seq_.fetch_add(1, std::memory_order_acq_rel);
+    for (std::size_t i = 0; i <= buckets->mask; ++i) {
+      NodeHeader* n = buckets->slots[i].load(std::memory_order_relaxed);
+      while (n != nullptr) {
+        NodeHeader* next = n->chain.load(std::memory_order_relaxed);
+        std::atomic<NodeHeader*>& head = grown->slot(n->hash);
+        n->chain.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        head.store(n, std::memory_order_relaxed);
+        n = next;
+      }
+    }
+    buckets_.store(grown.release(), std::memory_order_release);
+    resize_seq_.fetch_add(1, std::memory_order_release);
+    retired.reset(buckets);
+    buckets = buckets_.load(std::memory_order_relaxed);
+  }
+  std::atomic<NodeHeader*>& head = buckets->slot(node->hash);
+  node->chain.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  head.store(node, std::memory_order_release);
+  size_.store(count, std::memory_order_relaxed);
+  return retired;
+}
+
+void HashTable::replace(NodeHeader* old, NodeHeader* fresh) noexcept {
+  assert(old->hash == fresh->hash);
+  std::atomic<NodeHeader*>* link = predecessor_slot(old);
+  fresh->chain.store(old->chain.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  link->store(fresh, std::memory_order_release);
+}
+
+void HashTable::remove(NodeHeader* node) noexcept {
+  std::atomic<NodeHeader*>* link = predecessor_slot(node);
+  link->store(node->chain.load(std::memory_order_relaxed), std::memory_order_release);
+  size_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace tiercache::detail

@@ -1,0 +1,54 @@
+// The `tiercache` command-line program: a dispatcher over subcommands (see command.hpp).
+//
+//   tiercache sim ...   replay a trace through LocalCache / LRU / Belady's optimal
+//
+// Exit codes: 0 ok, 1 unexpected failure, 2 bad command line or bad input.
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "command.hpp"
+#include "sim/sim_command.hpp"
+
+int main(int argc, char** argv) {
+  namespace cli = tiercache::cli;
+  CLI::App program{"tiercache: an in-process L1 cache in front of Redis -- tools", "tiercache"};
+  program.require_subcommand(1);
+  program.failure_message([](const CLI::App* app, const CLI::Error& e) {
+    std::string command = app->get_name();
+    for (const CLI::App* subcommand : app->get_subcommands()) {
+      command += " " + subcommand->get_name();
+    }
+    return command + ": error: " + e.what() + "\nRun '" + command +
+           " --help' for more information.\n";
+  });
+
+  std::vector<cli::Subcommand> subcommands;
+  subcommands.push_back(cli::add_sim_command(program));
+  // After the subcommands: they would inherit it.
+  program.footer("Run 'tiercache <subcommand> --help' for the options of a subcommand.");
+
+  try {
+    program.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = program.exit(e);  // prints help, or the error and a hint
+    return code == 0 ? cli::kExitOk : cli::kExitUsage;
+  }
+
+  try {
+    for (const cli::Subcommand& subcommand : subcommands) {
+      if (subcommand.app->parsed()) return subcommand.run();
+    }
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tiercache: error: out of memory\n");
+    return cli::kExitFailure;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tiercache: error: %s\n", e.what());
+    return cli::kExitFailure;
+  }
+  return cli::kExitUsage;  // unreachable: require_subcommand(1)
+}
