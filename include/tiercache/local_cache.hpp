@@ -43,11 +43,10 @@
 
 #include "tiercache/cached.hpp"
 #include "tiercache/clock.hpp"
-#include "tiercache/detail/epoch.hpp"
 #include "tiercache/detail/eviction_policy.hpp"
 #include "tiercache/detail/hash_table.hpp"
 #include "tiercache/detail/node.hpp"
-#include "tiercache/detail/read_buffer.hpp"
+#include "tiercache/detail/readers.hpp"
 #include "tiercache/detail/timer_wheel.hpp"
 
 namespace tiercache {
@@ -199,15 +198,15 @@ class LocalCache {
   Hash hash_;
   Eq eq_;
 
-  mutable detail::EpochDomain epochs_;
+  detail::Readers readers_;
   detail::HashTable table_;
-  detail::ReadBuffer reads_;
 
   std::mutex writer_mutex_;
   detail::EvictionPolicy policy_;
   detail::TimerWheel timers_;
   std::size_t timed_entries_ = 0;
   std::vector<detail::NodeHeader*> scratch_;
+  std::vector<detail::NodeHeader*> drained_;
   std::vector<Removal> pending_;
   std::vector<std::pair<detail::NodeHeader*, std::uint64_t>> retired_nodes_;
   std::vector<std::pair<std::unique_ptr<detail::HashTable::Buckets>, std::uint64_t>>

@@ -6,7 +6,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,8 +23,8 @@ using ::testing::ElementsAre;
 constexpr std::uint64_t kSeed = 0x7e57;
 
 PolicyTuning fixed_tuning(bool remember_evicted) {
-  return PolicyTuning{.window_fraction = 0.01, .sketch_aging = 10,
-                      .remember_evicted = remember_evicted};
+  return PolicyTuning{
+      .window_fraction = 0.01, .sketch_aging = 10, .remember_evicted = remember_evicted};
 }
 
 // A policy and the nodes it manages, by key, used the way LocalCache uses it: put() adds a

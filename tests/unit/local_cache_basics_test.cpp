@@ -121,8 +121,7 @@ TEST_F(LocalCacheBasics, ClearRemovesEveryEntry) {
   EXPECT_EQ(cache_.size(), 0u);
   EXPECT_EQ(cache_.weight(), 0u);
   for (int key = 1; key <= 4; ++key) EXPECT_FALSE(contains(cache_, key));
-  EXPECT_THAT(log_.keys_removed_because(RemovalCause::kExplicit),
-              UnorderedElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(log_.keys_removed_because(RemovalCause::kExplicit), UnorderedElementsAre(1, 2, 3, 4));
   EXPECT_EQ(cache_.stats().removals_explicit, 4u);
 }
 
@@ -349,11 +348,10 @@ TEST(LocalCacheListener, IsToldOfEveryRemovalWithItsCause) {
 
 TEST(LocalCacheListener, AThrowingListenerIsCountedAndTheCacheStaysConsistent) {
   int calls = 0;
-  Cache cache(bounded_to(10), {},
-              [&](const int&, const Cached<std::string>&, RemovalCause) {
-                ++calls;
-                throw std::runtime_error("listener failed");
-              });
+  Cache cache(bounded_to(10), {}, [&](const int&, const Cached<std::string>&, RemovalCause) {
+    ++calls;
+    throw std::runtime_error("listener failed");
+  });
   for (int key = 1; key <= 3; ++key) put(cache, key);
 
   EXPECT_NO_THROW(cache.clear());

@@ -5,7 +5,6 @@
 // value returned for the wrong key, a torn or freed value, or a lost update is detected.
 // Threads start together on a latch and are joined; nothing sleeps.
 
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,9 +12,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <latch>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,6 +96,7 @@ TEST(LocalCacheConcurrency, ReadersOnlyEverSeeTheValueOfTheirKey) {
   constexpr int kWrites = 15'000;
   constexpr std::size_t kBound = 64;
   Cache cache(bounded_to(kBound));
+  for (int k = 0; k < static_cast<int>(kBound); ++k) cache.put(k, stamp(k, 0, -1));  // full
   std::atomic<int> wrong_values{0};
   std::atomic<int> hits{0};
   std::atomic<int> bound_breaches{0};
@@ -133,30 +134,39 @@ TEST(LocalCacheConcurrency, ReadersOnlyEverSeeTheValueOfTheirKey) {
 // The hash table starts small when bounded by weight and grows while readers walk it.
 TEST(LocalCacheConcurrency, TheTableGrowsUnderReadersWithoutLosingEntries) {
   constexpr int kReaders = 3;
-  constexpr int kKeys = 30'000;
+  constexpr int kKeys = 30'000;  // the table grows 5 times, from 1024 buckets
+  constexpr int kLookups = 30'000;
   LocalCacheOptions options = bounded_to(1);
   options.max_weight = 1'000'000;
   Cache cache(options, [](const int&, const std::string&) { return 1u; });
-  std::atomic<int> published{0};
+  constexpr int kBeforeTheFirstGrowth = 1000;
+  for (int k = 0; k < kBeforeTheFirstGrowth; ++k) cache.put(k, stamp(k, 0, k));
+  std::atomic<int> published{kBeforeTheFirstGrowth};
   std::atomic<int> wrong_values{0};
+  std::atomic<int> hits{0};
 
   run_together(1 + kReaders, [&](int t) {
     if (t == 0) {
-      for (int k = 0; k < kKeys; ++k) {
+      for (int k = kBeforeTheFirstGrowth; k < kKeys; ++k) {
         cache.put(k, stamp(k, 0, k));
         published.store(k + 1, std::memory_order_release);
       }
       return;
     }
+    // Readers look up keys already written (a lookup during growth may miss; never lie).
     std::mt19937 rng(static_cast<unsigned>(t));
-    while (published.load(std::memory_order_acquire) < kKeys) {
-      const int k = static_cast<int>(rng() % static_cast<unsigned>(
-                                                 std::max(1, published.load(std::memory_order_acquire))));
-      if (Cached<std::string> v = cache.get(k); v && !belongs_to(*v, k)) wrong_values.fetch_add(1);
+    for (int i = 0; i < kLookups; ++i) {
+      const int written = published.load(std::memory_order_acquire);
+      const int k = static_cast<int>(rng() % static_cast<unsigned>(written));
+      if (Cached<std::string> v = cache.get(k)) {
+        hits.fetch_add(1, std::memory_order_relaxed);
+        if (!belongs_to(*v, k)) wrong_values.fetch_add(1);
+      }
     }
   });
 
   EXPECT_EQ(wrong_values.load(), 0);
+  EXPECT_GT(hits.load(), 0);
   ASSERT_EQ(cache.size(), static_cast<std::size_t>(kKeys));
   for (int k = 0; k < kKeys; ++k) ASSERT_EQ(lookup(cache, k), stamp(k, 0, k));
 }
@@ -167,23 +177,21 @@ TEST(LocalCacheConcurrency, RacingReplacementsLeaveOneLatestValuePerKey) {
   constexpr int kWriters = 4;
   constexpr int kReaders = 2;
   constexpr int kKeys = 16;
-  constexpr int kRounds = 2'000;
+  constexpr int kRounds = 1'000;
+  constexpr int kLookups = 40'000;
   RemovalCounter removals;
   Cache cache(bounded_to(100), {}, removals.listener());
   std::atomic<int> wrong_values{0};
-  std::atomic<bool> writing{true};
-  std::atomic<int> writers_left{kWriters};
 
   run_together(kWriters + kReaders, [&](int t) {
     if (t < kWriters) {
       for (int round = 0; round < kRounds; ++round) {
         for (int k = 0; k < kKeys; ++k) cache.put(k, stamp(k, t, round));
       }
-      if (writers_left.fetch_sub(1) == 1) writing.store(false);
       return;
     }
     std::mt19937 rng(static_cast<unsigned>(t));
-    while (writing.load()) {
+    for (int i = 0; i < kLookups; ++i) {
       const int k = static_cast<int>(rng() % kKeys);
       if (Cached<std::string> v = cache.get(k); v && !belongs_to(*v, k)) wrong_values.fetch_add(1);
     }
@@ -271,6 +279,7 @@ TEST(LocalCacheConcurrency, HeldValuesStayValidWhileTheirEntriesAreEvicted) {
   constexpr int kWrites = 20'000;
   constexpr std::size_t kHeldPerReader = 32;
   auto cache = std::make_unique<Cache>(bounded_to(8));  // tiny: constant eviction
+  for (int k = 0; k < 8; ++k) cache->put(k, stamp(k, 0, -1));
   std::vector<std::vector<std::pair<int, Cached<std::string>>>> held(kReaders);
   std::atomic<int> damaged{0};
 
@@ -415,6 +424,41 @@ TEST(LocalCacheConcurrency, TheListenerSeesEveryRemovalExactlyOnce) {
   EXPECT_EQ(accounted.size(), puts);
 }
 
+// The listener runs outside the cache's lock, so it may read the cache while other threads
+// write to it (a deadlock would hang this test until ctest's timeout).
+TEST(LocalCacheConcurrency, AListenerReadingTheCacheDoesNotDeadlockWithWriters) {
+  constexpr int kWriters = 3;
+  constexpr int kWrites = 10'000;
+  std::unique_ptr<Cache> cache;
+  std::atomic<int> wrong_values{0};
+  std::atomic<int> notifications{0};
+  cache = std::make_unique<Cache>(bounded_to(32), Cache::Weigher{},
+                                  [&](const int& key, const Cached<std::string>&, RemovalCause) {
+                                    notifications.fetch_add(1, std::memory_order_relaxed);
+                                    if (Cached<std::string> now = cache->get(key);
+                                        now && !belongs_to(*now, key)) {
+                                      wrong_values.fetch_add(1);
+                                    }
+                                    if (cache->size() > 32 + kOnePutInFlight)
+                                      wrong_values.fetch_add(1);
+                                  });
+
+  run_together(kWriters, [&](int t) {
+    std::mt19937 rng(static_cast<unsigned>(t));
+    for (int i = 0; i < kWrites; ++i) {
+      const int k = static_cast<int>(rng() % 128);
+      if (i % 5 == 0) {
+        cache->erase(k);
+      } else {
+        cache->put(k, stamp(k, t, i));
+      }
+    }
+  });
+
+  EXPECT_EQ(wrong_values.load(), 0);
+  EXPECT_GT(notifications.load(), 0);
+}
+
 // ---- everything at once --------------------------------------------------------------------
 
 TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
@@ -428,6 +472,7 @@ TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
   std::atomic<std::uint64_t> stored{0};
   std::atomic<int> wrong_values{0};
   std::atomic<int> bound_breaches{0};
+  std::atomic<int> expired_returned{0};
 
   run_together(kThreads, [&](int t) {
     std::mt19937 rng(static_cast<unsigned>(1000 + t));
@@ -440,8 +485,10 @@ TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
       const int o = op(rng);
       const std::optional<Duration> ttl = ttls[rng() % 4];
       if (o < 450) {
+        const TimePoint asked_at = clock->now();
         Cached<std::string> v = cache.get(k);
         if (v && !belongs_to(*v, k)) wrong_values.fetch_add(1);
+        if (v.found() && v.expires_at() <= asked_at) expired_returned.fetch_add(1);
         if (v && held.size() < kHeld) {
           held.emplace_back(k, std::move(v));
         } else if (v) {
@@ -477,15 +524,16 @@ TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
 
   cache.cleanup();
   EXPECT_EQ(wrong_values.load(), 0);
+  EXPECT_EQ(expired_returned.load(), 0) << "an entry expired before the lookup was returned";
   EXPECT_EQ(bound_breaches.load(), 0);
   EXPECT_LE(cache.size(), kBound);
   EXPECT_EQ(cache.weight(), cache.size());
   EXPECT_EQ(cache.stats().puts, stored.load());
   EXPECT_EQ(stored.load() - cache.size(), removals.total());
   const LocalCacheStats stats = cache.stats();
-  EXPECT_EQ(stats.evictions_size + stats.evictions_expired + stats.removals_explicit +
-                stats.replacements,
-            removals.total());
+  EXPECT_EQ(
+      stats.evictions_size + stats.evictions_expired + stats.removals_explicit + stats.replacements,
+      removals.total());
   EXPECT_GT(removals.of(RemovalCause::kExpired), 0u) << "time moved: some entries expired";
   EXPECT_EQ(misplaced_entries(cache), 0u);
 }

@@ -14,7 +14,6 @@ namespace tiercache::test {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::IsEmpty;
 
 // A cache user's access: a hit, or a miss followed by a put. Returns whether it hit.
 bool access(Cache& cache, int key) {
@@ -191,9 +190,9 @@ TEST(LruEviction, EvictsTheLeastRecentlyUsedExactly) {
   put(cache, 2);
   put(cache, 3);
 
-  cache.get(1);  // order, oldest first: 2 3 1
+  cache.get(1);   // order, oldest first: 2 3 1
   put(cache, 4);  // evicts 2 -> 3 1 4
-  cache.get(3);  // 1 4 3
+  cache.get(3);   // 1 4 3
   put(cache, 5);  // evicts 1 -> 4 3 5
   put(cache, 4);  // a replacement is a use: 3 5 4
   put(cache, 6);  // evicts 3

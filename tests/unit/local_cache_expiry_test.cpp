@@ -261,8 +261,9 @@ TEST_F(LocalCacheExpiry, CleanupReclaimsTheExpiredEntriesOnly) {
   EXPECT_EQ(cache().size(), 2u);
   EXPECT_EQ(cache().weight(), 2u);
   EXPECT_EQ(cache().stats().evictions_expired, 2u);
-  EXPECT_THAT(log_.removals(), UnorderedElementsAre(Removal{1, value_for(1), RemovalCause::kExpired},
-                                                    Removal{4, std::nullopt, RemovalCause::kExpired}));
+  EXPECT_THAT(log_.removals(),
+              UnorderedElementsAre(Removal{1, value_for(1), RemovalCause::kExpired},
+                                   Removal{4, std::nullopt, RemovalCause::kExpired}));
   EXPECT_EQ(lookup(cache(), 2), value_for(2));
   EXPECT_EQ(lookup(cache(), 3), value_for(3));
 }

@@ -3,7 +3,6 @@
 // as a wrong answer. Keys whose hashes all collide -- the worst an attacker can do to the
 // table -- must still be told apart.
 
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstddef>
@@ -11,7 +10,6 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <vector>
 
 #include "local_cache_test_support.hpp"
 

@@ -166,9 +166,11 @@ TEST(TimerWheel, ANodeAtTheEndOfTimeIsNotReportedEarly) {
 TEST(TimerWheel, NodesAtEveryLevelBoundaryExpireOnTime) {
   WheelUnderTest wheel(kStart);
   std::vector<std::int64_t> deadlines;
-  for (std::int64_t d : {std::int64_t{1}, kSlot - 1, kSlot, kSlot + 1}) deadlines.push_back(kStart + d);
+  for (std::int64_t d : {std::int64_t{1}, kSlot - 1, kSlot, kSlot + 1})
+    deadlines.push_back(kStart + d);
   for (std::int64_t span : kLevelSpans) {
-    for (std::int64_t d : {span - 1, span, span + 1, 3 * span + 17}) deadlines.push_back(kStart + d);
+    for (std::int64_t d : {span - 1, span, span + 1, 3 * span + 17})
+      deadlines.push_back(kStart + d);
   }
   for (std::int64_t d : deadlines) wheel.schedule_at(d);
 
@@ -218,8 +220,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Stepping{"ExactlyOneSlot", kStart, kSlot},
                       Stepping{"SeveralSlots", kStart, 13 * kSecond},
                       Stepping{"ATurnOfTheFinestWheel", kStart, kLevelSpans[0] + 1},
-                      Stepping{"OneHour", kStart, 3600 * kSecond},
-                      Stepping{"OneDay", kStart, kDay},
+                      Stepping{"OneHour", kStart, 3600 * kSecond}, Stepping{"OneDay", kStart, kDay},
                       Stepping{"MoreThanEveryWheel", kStart, 7 * kDay},
                       Stepping{"StartingAtZero", 0, 13 * kSecond},
                       Stepping{"SecondsAcrossAnOverflowTurn", kLevelSpans[3] - 1, kSecond},

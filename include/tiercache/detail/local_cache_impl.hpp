@@ -2,12 +2,12 @@
 //
 // Concurrency design
 // ------------------
-// Readers never lock. get() enters an epoch (EpochDomain: one atomic add on a line owned
-// by the reader's stripe), walks the hash table, checks the entry's own deadline, pins
-// the node by incrementing its reference count, leaves a note in its stripe's ReadBuffer
-// and leaves the epoch. Everything a reader reads of a node (hash, key, value, flags,
-// deadline) is written before the node is published and never changes afterwards: a
-// replacement value is a new node swapped into the chain, never an in-place write.
+// Readers never lock. get() announces itself in its own ReaderRecord (detail/readers.hpp:
+// a plain store, no fence, thanks to membarrier), walks the hash table, checks the
+// entry's own deadline, pins the node by incrementing its reference count, leaves a note
+// in its record's read ring and clears its announcement. Everything a reader reads of a node (hash,
+// key, value, flags, deadline) is written before the node is published and never changes
+// afterwards: a replacement value is a new node swapped into the chain, never an in-place write.
 //
 // Writers serialise on writer_mutex_, which guards the eviction policy, the timer wheel,
 // the hash table's structure and the retired lists. Every write also runs maintenance:
@@ -19,7 +19,7 @@
 // Node lifecycle: kNew (built, unpublished) -> kLive (in table, policy, maybe timer wheel)
 // -> kRemoved (unlinked from all three, in retired_nodes_ with the epoch of removal) ->
 // the cache's reference is dropped once the epoch has advanced twice and every read ring
-// has been swept (ReadBuffer::sweep) -> freed when the last Cached<V> goes.
+// has been swept (Readers::sweep) -> freed when the last Cached<V> goes.
 //
 // Invariants (writer lock held, between calls):
 //  - a node is in the table iff it is kLive iff it is queued in the policy;
@@ -143,24 +143,20 @@ detail::NodeHeader* LocalCache<K, V, Hash, Eq>::make_node(std::uint32_t hash, co
 template <class K, class V, class Hash, class Eq>
 Cached<V> LocalCache<K, V, Hash, Eq>::get(const K& key) {
   const std::uint32_t hash = hash_of(key);
-  const std::size_t stripe = detail::thread_stripe();
   Cached<V> result;
   bool ring_full = false;
   {
-    detail::EpochDomain::Guard guard = epochs_.enter(stripe);
+    const detail::Readers::Lookup lookup = readers_.begin();
+    detail::ReaderRecord& me = lookup.record();
     detail::NodeHeader* n =
         table_.find(hash, [&](detail::NodeHeader* h) { return eq_(node_of(h)->key, key); });
     if (n == nullptr || (n->timed() && detail::timer_links(n)->expires_at_ns <= now_ns())) {
-      reads_.count_miss(stripe);
+      detail::ReaderRecord::bump(me.misses);
       return result;
     }
     result = pin(n);
-    ring_full = !reads_.record(stripe, n);
-  }
-  if (result.has_value()) {
-    reads_.count_hit(stripe);
-  } else {
-    reads_.count_negative_hit(stripe);
+    detail::ReaderRecord::bump(result.has_value() ? me.hits : me.negative_hits);
+    ring_full = !me.record(n);
   }
   if (ring_full && writer_mutex_.try_lock()) {
     // Our note did not fit: drain the rings and apply it directly. (If the lock is busy,
@@ -236,7 +232,7 @@ bool LocalCache<K, V, Hash, Eq>::write(const K& key, V* value, std::optional<Dur
         policy_.record_access(fresh);
       } else {
         if (auto buckets = table_.insert(fresh)) {
-          retired_buckets_.emplace_back(std::move(buckets), epochs_.epoch());
+          retired_buckets_.emplace_back(std::move(buckets), readers_.epoch());
         }
         fresh->state = detail::NodeHeader::kLive;
         policy_.add(fresh);
@@ -317,7 +313,7 @@ void LocalCache<K, V, Hash, Eq>::cleanup() {
 
 template <class K, class V, class Hash, class Eq>
 LocalCacheStats LocalCache<K, V, Hash, Eq>::stats() const {
-  const detail::ReadBuffer::Counts reads = reads_.counts();
+  const detail::Readers::Counts reads = readers_.counts();
   LocalCacheStats s;
   s.hits = reads.hits;
   s.negative_hits = reads.negative_hits;
@@ -365,7 +361,7 @@ void LocalCache<K, V, Hash, Eq>::unlink(detail::NodeHeader* node, RemovalCause c
 template <class K, class V, class Hash, class Eq>
 void LocalCache<K, V, Hash, Eq>::retire(detail::NodeHeader* node, RemovalCause cause) {
   node->state = detail::NodeHeader::kRemoved;
-  retired_nodes_.emplace_back(node, epochs_.epoch());
+  retired_nodes_.emplace_back(node, readers_.epoch());
   count_removal(cause);
   if (listener_) {
     node->refs.fetch_add(1, std::memory_order_relaxed);
@@ -375,7 +371,15 @@ void LocalCache<K, V, Hash, Eq>::retire(detail::NodeHeader* node, RemovalCause c
 
 template <class K, class V, class Hash, class Eq>
 void LocalCache<K, V, Hash, Eq>::drain_reads() {
-  reads_.drain([this](detail::NodeHeader* n) { policy_.record_access(n); });
+  // Two passes so the cache misses of a batch overlap: first ask for every node and its
+  // sketch line, then apply the hits in order.
+  drained_.clear();
+  readers_.drain([this](detail::NodeHeader* n) {
+    __builtin_prefetch(n, 1);
+    drained_.push_back(n);
+  });
+  for (detail::NodeHeader* n : drained_) policy_.prefetch(n);
+  for (detail::NodeHeader* n : drained_) policy_.record_access(n);
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -399,16 +403,15 @@ void LocalCache<K, V, Hash, Eq>::reclaim(bool force) {
   // Batch reclamation: sweeping the rings costs a pass over every used stripe.
   constexpr std::size_t kReclaimBatch = 64;
   if (!force && retired_nodes_.size() < kReclaimBatch && retired_buckets_.empty()) return;
-  epochs_.try_advance();
-  epochs_.try_advance();
-  const std::uint64_t safe_before = epochs_.epoch() - 1;  // retired at epoch < E - 1
+  if (readers_.try_advance()) readers_.try_advance();
+  const std::uint64_t safe_before = readers_.epoch() - 1;  // retired at epoch < E - 1
   auto node_end = std::find_if(retired_nodes_.begin(), retired_nodes_.end(),
                                [&](const auto& r) { return r.second >= safe_before; });
   auto bucket_end = std::find_if(retired_buckets_.begin(), retired_buckets_.end(),
                                  [&](const auto& r) { return r.second >= safe_before; });
   if (node_end == retired_nodes_.begin() && bucket_end == retired_buckets_.begin()) return;
   // Every reader that could have seen these nodes has left; its notes are in the rings.
-  reads_.sweep([this](detail::NodeHeader* n) { policy_.record_access(n); });
+  readers_.sweep([this](detail::NodeHeader* n) { policy_.record_access(n); });
   for (auto it = retired_nodes_.begin(); it != node_end; ++it) {
     detail::release_node(it->first, &destroy);
   }
