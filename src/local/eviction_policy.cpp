@@ -13,7 +13,7 @@ namespace {
 // Share of the main region reserved for the protected queue (SLRU split, as in Caffeine).
 constexpr double kProtectedFraction = 0.80;
 // Tuning of LRU policies and the fallback; adaptive policies start where the tuner says.
-constexpr PolicyTuning kDefaultTuning = {0.01, 10, false};
+constexpr PolicyTuning kDefaultTuning = {0.01, 10, 0};
 // A candidate this frequent or more that loses its duel is admitted with 1/128 odds.
 constexpr std::uint32_t kWarmCandidateFrequency = 6;
 constexpr std::uint64_t kRandomAdmissionMask = 127;
@@ -194,7 +194,7 @@ void EvictionPolicy::evict_tinylfu(std::vector<NodeHeader*>& victims) {
   // Duel candidates (oldest first) against probation's oldest until within bound.
   NodeHeader* victim = probation_.oldest();
   auto drop = [&](NodeHeader* n) {
-    if (tuning_.remember_evicted) sketch_.increment(n->hash);
+    for (unsigned i = 0; i < tuning_.eviction_credit; ++i) sketch_.increment(n->hash);
     queue_of(n).unlink(n);
     victims.push_back(n);
   };

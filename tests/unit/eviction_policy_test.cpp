@@ -1,5 +1,5 @@
 // detail::EvictionPolicy with a fixed tuning (no PolicyTuner), so that admission decisions
-// can be stated exactly: LRU order, TinyLFU's frequency duel, and the remember_evicted knob.
+// can be stated exactly: LRU order, TinyLFU's frequency duel, and the eviction credit.
 
 #include "tiercache/detail/eviction_policy.hpp"
 
@@ -22,9 +22,11 @@ using ::testing::ElementsAre;
 
 constexpr std::uint64_t kSeed = 0x7e57;
 
-PolicyTuning fixed_tuning(bool remember_evicted) {
+// A window of 1% and the classic aging period; each eviction counts as `eviction_credit`
+// extra accesses of the evicted key.
+PolicyTuning fixed_tuning(unsigned eviction_credit = 0) {
   return PolicyTuning{
-      .window_fraction = 0.01, .sketch_aging = 10, .remember_evicted = remember_evicted};
+      .window_fraction = 0.01, .sketch_aging = 10, .eviction_credit = eviction_credit};
 }
 
 // A policy and the nodes it manages, by key, used the way LocalCache uses it: put() adds a
@@ -84,10 +86,10 @@ TEST(LruPolicy, EvictsTheLeastRecentlyUsed) {
 // A cache of 1000 whose residents were each used 3 times (a put and two hits), and a
 // newcomer put again and again, each time pushed out of the 10-entry window by 10 others.
 // Returns the put at which the newcomer was first admitted (0 if never).
-int put_at_which_a_newcomer_is_admitted(bool remember_evicted) {
+int put_at_which_a_newcomer_is_admitted(unsigned eviction_credit) {
   constexpr int kBound = 1000;
   constexpr int kWindow = 10;
-  const PolicyTuning tuning = fixed_tuning(remember_evicted);
+  const PolicyTuning tuning = fixed_tuning(eviction_credit);
   PolicyUnderTest tinylfu(PolicyKind::kAdaptiveTinyLfu, kBound, &tuning);
   for (int key = 0; key < kBound; ++key) tinylfu.put(key);
   for (int key = 0; key < kBound; ++key) {
@@ -106,17 +108,19 @@ int put_at_which_a_newcomer_is_admitted(bool remember_evicted) {
 }
 
 TEST(TinyLfuPolicy, ANewcomerIsAdmittedOnlyWhenUsedMoreOftenThanTheResidents) {
-  EXPECT_EQ(put_at_which_a_newcomer_is_admitted(/*remember_evicted=*/false), 4)
+  EXPECT_EQ(put_at_which_a_newcomer_is_admitted(/*eviction_credit=*/0), 4)
       << "3 uses tie with the residents and lose; the 4th wins";
 }
 
-TEST(TinyLfuPolicy, RememberingEvictionsCountsEachRejectionAsAUse) {
-  // Puts 1 and 2, plus the rejections after them: 4 > 3 at the third put.
-  EXPECT_EQ(put_at_which_a_newcomer_is_admitted(/*remember_evicted=*/true), 3);
+TEST(TinyLfuPolicy, AnEvictionCreditCountsEachRejectionAsExtraUses) {
+  // Credit 1: put 1 (1), rejected (2); put 2 ties (3), rejected (4); put 3 wins (5 > 3).
+  EXPECT_EQ(put_at_which_a_newcomer_is_admitted(/*eviction_credit=*/1), 3);
+  // Credit 2: put 1 (1), rejected (3); put 2 wins (4 > 3).
+  EXPECT_EQ(put_at_which_a_newcomer_is_admitted(/*eviction_credit=*/2), 2);
 }
 
 TEST(TinyLfuPolicy, OneHitWondersDoNotDisplaceUsedEntries) {
-  const PolicyTuning tuning = fixed_tuning(false);
+  const PolicyTuning tuning = fixed_tuning();
   PolicyUnderTest tinylfu(PolicyKind::kAdaptiveTinyLfu, 100, &tuning);
   for (int key = 0; key < 100; ++key) tinylfu.put(key);
   for (int key = 0; key < 100; ++key) tinylfu.use(key);
@@ -129,8 +133,8 @@ TEST(TinyLfuPolicy, OneHitWondersDoNotDisplaceUsedEntries) {
 }
 
 TEST(TinyLfuPolicy, KeepsTheWeightWithinTheBound) {
-  for (const bool remember_evicted : {false, true}) {
-    const PolicyTuning tuning = fixed_tuning(remember_evicted);
+  for (const unsigned eviction_credit : {0u, 1u, 3u}) {
+    const PolicyTuning tuning = fixed_tuning(eviction_credit);
     PolicyUnderTest tinylfu(PolicyKind::kAdaptiveTinyLfu, 100, &tuning);
     std::mt19937 rng(4);
     for (int i = 0; i < 5000; ++i) {
@@ -146,7 +150,7 @@ TEST(TinyLfuPolicy, KeepsTheWeightWithinTheBound) {
 }
 
 TEST(TinyLfuPolicy, ACandidateHeavierThanTheBoundIsDroppedAlone) {
-  const PolicyTuning tuning = fixed_tuning(false);
+  const PolicyTuning tuning = fixed_tuning();
   PolicyUnderTest tinylfu(PolicyKind::kAdaptiveTinyLfu, 100, &tuning);
   tinylfu.put(1, 10);
   tinylfu.put(2, 10);

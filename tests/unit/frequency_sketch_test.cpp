@@ -66,12 +66,7 @@ TEST(FrequencySketch, NeverUnderestimatesAKeysCount) {
   }
   ASSERT_LT(increments, sketch.sample_size()) << "the test must not trigger aging";
 
-  std::size_t exact = 0;
-  for (const auto& [hash, count] : counts) {
-    EXPECT_GE(sketch.frequency(hash), count);
-    exact += sketch.frequency(hash) == count ? 1 : 0;
-  }
-  EXPECT_GE(exact, counts.size() * 9 / 10) << "collisions should be rare at this load";
+  for (const auto& [hash, count] : counts) EXPECT_GE(sketch.frequency(hash), count);
 }
 
 TEST(FrequencySketch, WithoutCapacityItCountsNothing) {

@@ -171,6 +171,42 @@ TEST(LocalCacheConcurrency, TheTableGrowsUnderReadersWithoutLosingEntries) {
   for (int k = 0; k < kKeys; ++k) ASSERT_EQ(lookup(cache, k), stamp(k, 0, k));
 }
 
+// Replaced entries are reclaimed as soon as possible (cleanup() after every write) while
+// readers walk a long bucket chain (every key collides) past entries being replaced: a
+// reader must never touch a reclaimed entry (AddressSanitizer reports it; otherwise the
+// value check usually does).
+struct CollidingHash {
+  std::size_t operator()(int) const noexcept { return 7; }
+};
+
+TEST(LocalCacheConcurrency, ReclamationNeverFreesAnEntryAReaderIsLookingAt) {
+  constexpr int kReaders = 3;
+  constexpr int kKeys = 32;
+  constexpr int kWrites = 30'000;
+  constexpr int kLookups = 60'000;
+  LocalCache<int, std::string, CollidingHash> cache(bounded_to(100));
+  for (int k = 0; k < kKeys; ++k) cache.put(k, stamp(k, 0, -1));
+  std::atomic<int> wrong_values{0};
+
+  run_together(1 + kReaders, [&](int t) {
+    std::mt19937 rng(static_cast<unsigned>(t));
+    if (t == 0) {
+      for (int i = 0; i < kWrites; ++i) {
+        const int k = static_cast<int>(rng() % kKeys);
+        cache.put(k, stamp(k, t, i));
+        cache.cleanup();
+      }
+      return;
+    }
+    for (int i = 0; i < kLookups; ++i) {
+      const int k = static_cast<int>(rng() % kKeys);
+      if (Cached<std::string> v = cache.get(k); v && !belongs_to(*v, k)) wrong_values.fetch_add(1);
+    }
+  });
+
+  EXPECT_EQ(wrong_values.load(), 0);
+}
+
 // ---- races between writers of the same keys -----------------------------------------------
 
 TEST(LocalCacheConcurrency, RacingReplacementsLeaveOneLatestValuePerKey) {
@@ -370,6 +406,35 @@ TEST(LocalCacheConcurrency, EraseAndClearRaceWithLookupsSafely) {
   EXPECT_EQ(cache.weight(), cache.size());
   EXPECT_EQ(stored.load() - cache.size(), removals.total());
   EXPECT_EQ(misplaced_entries(cache), 0u);
+}
+
+// ---- statistics ----------------------------------------------------------------------------
+
+// Lookups are counted per reader thread; the sum must be exact, also across threads that
+// come and go (and whose places are taken by new threads).
+TEST(LocalCacheConcurrency, StatisticsCountEveryLookupOfEveryThread) {
+  constexpr int kRounds = 3;
+  constexpr int kThreads = 4;
+  constexpr int kLookupsOfEachKind = 5'000;
+  Cache cache(bounded_to(10));
+  put(cache, 1);
+  cache.put_negative(2);
+
+  for (int round = 0; round < kRounds; ++round) {
+    run_together(kThreads, [&](int) {
+      for (int i = 0; i < kLookupsOfEachKind; ++i) {
+        cache.get(1);
+        cache.get(2);
+        cache.get(3);
+      }
+    });
+  }
+
+  const std::uint64_t each = std::uint64_t{kRounds} * kThreads * kLookupsOfEachKind;
+  const LocalCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.hits, each);
+  EXPECT_EQ(stats.negative_hits, each);
+  EXPECT_EQ(stats.misses, each);
 }
 
 // ---- the removal listener ------------------------------------------------------------------

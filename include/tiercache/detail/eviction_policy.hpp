@@ -92,9 +92,9 @@ enum class PolicyKind : std::uint8_t { kAdaptiveTinyLfu, kLru };
 struct PolicyTuning {
   double window_fraction;  // share of the bound given to the window, in (0, 1)
   double sketch_aging;     // sketch halving period, in multiples of the capacity
-  // Count an eviction as one more access in the sketch, so a key that keeps coming back
-  // after being evicted wins admission sooner (helps long-reuse-distance traces).
-  bool remember_evicted;
+  // Count an eviction as this many more accesses in the sketch, so a key that keeps coming
+  // back after being evicted wins admission sooner (helps long-reuse-distance traces).
+  unsigned eviction_credit;
 };
 
 class PolicyTuner;
