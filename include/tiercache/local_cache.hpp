@@ -171,6 +171,9 @@ class LocalCache {
     return static_cast<std::uint32_t>(detail::mix64(hash_(key) ^ seed_));
   }
   std::int64_t now_ns() const { return clock_->now().time_since_epoch().count(); }
+  // Tells the policy about a hit: marks a protected node referenced, else leaves a note in
+  // the reader's ring. Returns false if the ring was full.
+  bool note_hit(detail::ReaderRecord& me, detail::NodeHeader* n);
   detail::NodeHeader* make_node(std::uint32_t hash, const K& key, V* value, Duration ttl);
   bool write(const K& key, V* value, std::optional<Duration> ttl, Write mode);
 
@@ -204,6 +207,8 @@ class LocalCache {
   std::mutex writer_mutex_;
   detail::EvictionPolicy policy_;
   detail::TimerWheel timers_;
+  // Read by readers (which hits the ghosts must see); the tuner object outlives us all.
+  const detail::PolicyTuner* const tuner_;
   std::size_t timed_entries_ = 0;
   std::vector<detail::NodeHeader*> scratch_;
   std::vector<detail::NodeHeader*> drained_;

@@ -98,19 +98,20 @@ void EvictionPolicy::record_access(NodeHeader* node) {
     window_.move_to_newest(node);
     return;
   }
-  sketch_.increment(node->hash);
   switch (node->queue) {
     case kWindow:
+      sketch_.increment(node->hash);
       window_.move_to_newest(node);
       break;
     case kProbation:
+      sketch_.increment(node->hash);
       probation_.unlink(node);
-      node->queue = kProtected;
-      protected_.push_newest(node);
+      enter_protected(node);
       demote_protected_overflow();
       break;
     case kProtected:
-      protected_.move_to_newest(node);
+      // A note from a sampled key, or written just before the node was promoted: a reference.
+      node->clock.store(NodeHeader::kReferenced, std::memory_order_relaxed);
       break;
     default:
       assert(false);
@@ -118,19 +119,47 @@ void EvictionPolicy::record_access(NodeHeader* node) {
   tune(node);
 }
 
+void EvictionPolicy::enter_protected(NodeHeader* node) {
+  node->queue = kProtected;
+  node->clock.store(NodeHeader::kUnreferenced, std::memory_order_relaxed);
+  protected_.push_newest(node);
+}
+
+void EvictionPolicy::leave_protected(NodeHeader* node) {
+  protected_.unlink(node);
+  node->clock.store(NodeHeader::kNotProtected, std::memory_order_relaxed);
+}
+
 void EvictionPolicy::demote_protected_overflow() {
+  // CLOCK over the protected queue (Corbató 1968): hits on protected nodes only mark them
+  // referenced, without a note or a lock; the oldest node, if referenced since its last
+  // turn, gets a second chance (and one sketch increment for that lap) instead of being
+  // demoted. An exchange, not a store, so a reader's concurrent mark is never lost.
   while (protected_.weight() > protected_max_ && !protected_.empty()) {
     NodeHeader* n = protected_.oldest();
-    protected_.unlink(n);
+    if (n->clock.exchange(NodeHeader::kUnreferenced, std::memory_order_relaxed) ==
+        NodeHeader::kReferenced) {
+      sketch_.increment(n->hash);
+      protected_.move_to_newest(n);
+      continue;
+    }
+    leave_protected(n);
     n->queue = kProbation;
     probation_.push_newest(n);
   }
 }
 
-void EvictionPolicy::remove(NodeHeader* node) { queue_of(node).unlink(node); }
+void EvictionPolicy::remove(NodeHeader* node) {
+  if (node->queue == kProtected) {
+    leave_protected(node);
+  } else {
+    queue_of(node).unlink(node);
+  }
+}
 
 void EvictionPolicy::substitute(NodeHeader* old, NodeHeader* fresh) {
   fresh->queue = old->queue;
+  fresh->clock.store(old->clock.load(std::memory_order_relaxed), std::memory_order_relaxed);
   queue_of(old).substitute(old, fresh);
   if (fresh->weight > max_weight_) oversized_pending_ = true;
 }
@@ -150,7 +179,7 @@ void EvictionPolicy::evict(std::vector<NodeHeader*>& victims) {
       for (NodeHeader* n = q->oldest(); n != nullptr;) {
         NodeHeader* next = q->newer(n);
         if (n->weight > max_weight_) {
-          q->unlink(n);
+          remove(n);
           victims.push_back(n);
         }
         n = next;
@@ -195,7 +224,7 @@ void EvictionPolicy::evict_tinylfu(std::vector<NodeHeader*>& victims) {
   NodeHeader* victim = probation_.oldest();
   auto drop = [&](NodeHeader* n) {
     for (unsigned i = 0; i < tuning_.eviction_credit; ++i) sketch_.increment(n->hash);
-    queue_of(n).unlink(n);
+    remove(n);
     victims.push_back(n);
   };
   while (weight() > max_weight_) {

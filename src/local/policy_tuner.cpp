@@ -95,10 +95,10 @@ class PolicyTuner::Ghost {
 };
 
 PolicyTuner::PolicyTuner(std::uint64_t max_weight, std::size_t expected_entries, std::uint64_t seed)
-    : salt_(mix64(seed ^ 0x7e57ab1eULL)) {
+    : sampling_{mix64(seed ^ 0x7e57ab1eULL)} {
   const auto rate = std::bit_floor(std::max<std::uint64_t>(
       1, static_cast<std::uint64_t>(static_cast<double>(expected_entries) / kGhostEntries)));
-  sample_mask_ = rate - 1;
+  sampling_.mask.store(rate - 1, std::memory_order_relaxed);
   ghost_max_weight_ = std::max<std::uint64_t>(1, max_weight / rate);
   const std::size_t ghost_entries = std::max<std::size_t>(1, expected_entries / rate);
   period_ = std::max<std::uint64_t>(
@@ -115,10 +115,6 @@ PolicyTuner::~PolicyTuner() = default;
 
 const PolicyTuning& PolicyTuner::initial() const { return kTunings[kStartTuning]; }
 
-bool PolicyTuner::sampled(std::uint32_t hash) const {
-  return (mix64(hash ^ salt_) & sample_mask_) == 0;
-}
-
 const PolicyTuning* PolicyTuner::record(std::uint32_t hash, std::uint32_t weight) {
   if (!sampled(hash)) return nullptr;
   for (auto& g : ghosts_) g->access(hash, weight);
@@ -128,7 +124,8 @@ const PolicyTuning* PolicyTuner::record(std::uint32_t hash, std::uint32_t weight
 }
 
 void PolicyTuner::halve_sample() {
-  sample_mask_ = (sample_mask_ << 1) | 1;
+  sampling_.mask.store((sampling_.mask.load(std::memory_order_relaxed) << 1) | 1,
+                     std::memory_order_relaxed);
   ghost_max_weight_ = std::max<std::uint64_t>(1, ghost_max_weight_ / 2);
   for (auto& g : ghosts_) {
     g->shrink([this](std::uint32_t h) { return sampled(h); }, ghost_max_weight_);

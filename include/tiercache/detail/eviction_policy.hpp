@@ -116,6 +116,9 @@ class EvictionPolicy {
   void add(NodeHeader* node);
   // A hit on a queued node.
   void record_access(NodeHeader* node);
+  // The tuner, whose sampled() tells readers which hits must reach record_access()
+  // (through a read note) even on a protected node; nullptr if none. Fixed at construction.
+  const PolicyTuner* tuner() const { return tuner_.get(); }
   // Hints the CPU to fetch what record_access(node) will touch (batched drains).
   void prefetch(const NodeHeader* node) const {
     if (kind_ == PolicyKind::kAdaptiveTinyLfu) sketch_.prefetch(node->hash);
@@ -148,6 +151,8 @@ class EvictionPolicy {
   void evict_lru(std::vector<NodeHeader*>& victims);
   void evict_tinylfu(std::vector<NodeHeader*>& victims);
   void demote_protected_overflow();
+  void enter_protected(NodeHeader* node);
+  void leave_protected(NodeHeader* node);
   void resize_window(std::uint64_t window_max);
   std::uint64_t window_target() const;
   void tune(const NodeHeader* node);

@@ -32,6 +32,8 @@
 #include <cassert>
 #include <cstddef>
 
+#include "tiercache/detail/policy_tuner.hpp"
+
 namespace tiercache {
 
 namespace detail {
@@ -71,7 +73,8 @@ LocalCache<K, V, Hash, Eq>::LocalCache(LocalCacheOptions options, Weigher weighe
       policy_(options_.policy == EvictionPolicy::kLru ? detail::PolicyKind::kLru
                                                       : detail::PolicyKind::kAdaptiveTinyLfu,
               max_weight_, detail::expected_entries(options_), seed_),
-      timers_(now_ns()) {}
+      timers_(now_ns()),
+      tuner_(policy_.tuner()) {}
 
 template <class K, class V, class Hash, class Eq>
 LocalCache<K, V, Hash, Eq>::~LocalCache() {
@@ -141,6 +144,23 @@ detail::NodeHeader* LocalCache<K, V, Hash, Eq>::make_node(std::uint32_t hash, co
 }
 
 template <class K, class V, class Hash, class Eq>
+bool LocalCache<K, V, Hash, Eq>::note_hit(detail::ReaderRecord& me, detail::NodeHeader* n) {
+  using detail::NodeHeader;
+  std::uint8_t clock = n->clock.load(std::memory_order_relaxed);
+  if (clock == NodeHeader::kNotProtected || (tuner_ != nullptr && tuner_->sampled(n->hash))) {
+    return me.record(n);
+  }
+  if (clock == NodeHeader::kReferenced) return true;  // protected, already marked
+  if (clock == NodeHeader::kUnreferenced &&
+      (n->clock.compare_exchange_strong(clock, NodeHeader::kReferenced,
+                                        std::memory_order_relaxed) ||
+       clock == NodeHeader::kReferenced)) {
+    return true;  // protected: the mark is the whole note
+  }
+  return me.record(n);
+}
+
+template <class K, class V, class Hash, class Eq>
 Cached<V> LocalCache<K, V, Hash, Eq>::get(const K& key) {
   const std::uint32_t hash = hash_of(key);
   Cached<V> result;
@@ -156,7 +176,7 @@ Cached<V> LocalCache<K, V, Hash, Eq>::get(const K& key) {
     }
     result = pin(n);
     detail::ReaderRecord::bump(result.has_value() ? me.hits : me.negative_hits);
-    ring_full = !me.record(n);
+    ring_full = !note_hit(me, n);
   }
   if (ring_full && writer_mutex_.try_lock()) {
     // Our note did not fit: drain the rings and apply it directly. (If the lock is busy,

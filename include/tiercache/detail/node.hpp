@@ -6,6 +6,7 @@
 //
 // Field ownership:
 //   refs            atomic; readers pin a node by incrementing it (see Cached<V>)
+//   clock           atomic; readers mark protected nodes referenced (see below)
 //   hash, flags     written before the node is published, immutable afterwards
 //   chain           atomic; next node in the hash bucket, written under the writer lock
 //   everything else policy state, read and written only under the writer lock
@@ -36,12 +37,17 @@ struct NodeHeader {
   std::uint8_t queue = 0;
   // Lifecycle (State below).
   std::uint8_t state = 0;
-  std::uint8_t unused = 0;
+  // CLOCK reference state of the protected queue, the one policy field readers write:
+  // kNotProtected -> readers leave a note in their read ring; kUnreferenced -> the first
+  // reader to hit it flips it to kReferenced (and leaves no note); kReferenced -> readers
+  // do nothing. The policy gives referenced nodes a second chance instead of demoting them.
+  std::atomic<std::uint8_t> clock{0};
 
   static constexpr std::uint8_t kNegative = 1;  // a "known absent" entry, no value stored
   static constexpr std::uint8_t kTimed = 2;     // preceded in memory by TimerLinks
 
   enum State : std::uint8_t { kNew = 0, kLive = 1, kRemoved = 2 };
+  enum Clock : std::uint8_t { kNotProtected = 0, kUnreferenced = 1, kReferenced = 2 };
 
   bool negative() const { return (flags & kNegative) != 0; }
   bool timed() const { return (flags & kTimed) != 0; }

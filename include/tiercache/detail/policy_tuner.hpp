@@ -20,6 +20,7 @@
 
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -38,19 +39,26 @@ class PolicyTuner {
 
   // The tuning to start with.
   const PolicyTuning& initial() const;
+  // Whether the ghosts replay requests for `hash` (the sampled slice). Thread-safe: readers
+  // ask it to decide whether a hit must reach the policy.
+  bool sampled(std::uint32_t hash) const {
+    return (mix64(hash ^ sampling_.salt) & sampling_.mask.load(std::memory_order_relaxed)) == 0;
+  }
   // Replays one request (every get that reached the policy, hit or miss, and every put).
   // Returns the tuning to switch to when the winner changes, else nullptr.
   const PolicyTuning* record(std::uint32_t hash, std::uint32_t weight);
 
  private:
   class Ghost;
-  bool sampled(std::uint32_t hash) const;
   void halve_sample();
   const PolicyTuning* end_period();
 
   std::vector<std::unique_ptr<Ghost>> ghosts_;
-  std::uint64_t salt_;
-  std::uint64_t sample_mask_ = 0;  // R - 1
+  // Read by every reader, written only when the sample halves: on a line of its own.
+  struct alignas(64) Sampling {
+    std::uint64_t salt;
+    std::atomic<std::uint64_t> mask{0};  // R - 1
+  } sampling_;
   std::uint64_t ghost_max_weight_;
   std::uint64_t period_;
   std::uint64_t requests_in_period_ = 0;
