@@ -4,6 +4,7 @@ set(TIERCACHE_SOURCES
   src/local/eviction_policy.cpp
   src/local/frequency_sketch.cpp
   src/local/hash_table.cpp
+  src/local/hazards.cpp
   src/local/policy_tuner.cpp
   src/local/readers.cpp
   src/local/timer_wheel.cpp

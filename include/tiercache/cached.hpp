@@ -5,7 +5,8 @@
 //  - No copy of V is ever made: *cached is the very object the cache stores, immutable.
 //  - The reference keeps the value alive after the entry is evicted, replaced, erased or the
 //    whole cache destroyed; the value is freed when the last Cached<V> for it goes away.
-//  - Copying a Cached<V> costs one atomic increment; moving costs nothing.
+//  - Getting one costs no write to shared memory (detail/hazards.hpp); copying one costs an
+//    atomic increment; moving costs nothing.
 //  - Thread-safety: like std::shared_ptr<const V>. Distinct Cached objects may be used from
 //    different threads freely, even when they refer to the same value.
 //
@@ -19,6 +20,7 @@
 #include <utility>
 
 #include "tiercache/clock.hpp"
+#include "tiercache/detail/hazards.hpp"
 #include "tiercache/detail/node.hpp"
 
 namespace tiercache {
@@ -32,6 +34,7 @@ class Cached {
   // A miss.
   Cached() noexcept = default;
 
+  // A copy holds a counted reference, whatever the original holds.
   Cached(const Cached& other) noexcept
       : node_(other.node_), value_(other.value_), destroy_(other.destroy_) {
     if (node_ != nullptr) node_->refs.fetch_add(1, std::memory_order_relaxed);
@@ -39,13 +42,18 @@ class Cached {
   Cached(Cached&& other) noexcept
       : node_(std::exchange(other.node_, nullptr)),
         value_(std::exchange(other.value_, nullptr)),
-        destroy_(other.destroy_) {}
+        destroy_(other.destroy_),
+        hazard_(std::exchange(other.hazard_, nullptr)) {}
   Cached& operator=(Cached other) noexcept {
     swap(other);
     return *this;
   }
   ~Cached() {
-    if (node_ != nullptr) detail::release_node(node_, destroy_);
+    if (node_ == nullptr) return;
+    // A hazard slot needs no count unless the cache converted it into one.
+    if (hazard_ == nullptr || detail::release_hazard(hazard_)) {
+      detail::release_node(node_, destroy_);
+    }
   }
 
   // True when a value was found.
@@ -72,19 +80,23 @@ class Cached {
     std::swap(node_, other.node_);
     std::swap(value_, other.value_);
     std::swap(destroy_, other.destroy_);
+    std::swap(hazard_, other.hazard_);
   }
 
  private:
   template <class, class, class, class>
   friend class LocalCache;
 
-  // Adopts one reference to `node` already taken by the caller.
-  Cached(detail::NodeHeader* node, const V* value, detail::NodeDestroyer destroy) noexcept
-      : node_(node), value_(value), destroy_(destroy) {}
+  // Adopts one counted reference to `node` already taken by the caller, or, with `hazard`,
+  // the hazard slot in which the caller parked `node`.
+  Cached(detail::NodeHeader* node, const V* value, detail::NodeDestroyer destroy,
+         std::atomic<detail::NodeHeader*>* hazard = nullptr) noexcept
+      : node_(node), value_(value), destroy_(destroy), hazard_(hazard) {}
 
   detail::NodeHeader* node_ = nullptr;
   const V* value_ = nullptr;
   detail::NodeDestroyer destroy_ = nullptr;
+  std::atomic<detail::NodeHeader*>* hazard_ = nullptr;
 };
 
 }  // namespace tiercache

@@ -189,6 +189,11 @@ class LocalCache {
   void reclaim(bool force);
   void count_removal(RemovalCause cause);
 
+  // Drops the cache's reference to each node of [begin, end) (node_of_item maps an item to
+  // its node), first converting hazard slots that still hold one.
+  template <class It, class NodeOf>
+  void release_nodes(It begin, It end, NodeOf node_of_item);
+
   // Runs the removal listener on the notifications taken from pending_. Lock NOT held.
   void notify(std::vector<Removal>& removals);
 
@@ -201,14 +206,16 @@ class LocalCache {
   Hash hash_;
   Eq eq_;
 
+  // Read by every lookup; set at construction. (The tuner's sampling is on its own line.)
+  const detail::PolicyTuner* tuner_ = nullptr;
   detail::Readers readers_;
   detail::HashTable table_;
 
-  std::mutex writer_mutex_;
+  // Below: written under writer_mutex_, on other cache lines than what lookups read.
+
+  alignas(detail::kCacheLine) std::mutex writer_mutex_;
   detail::EvictionPolicy policy_;
   detail::TimerWheel timers_;
-  // Read by readers (which hits the ghosts must see); the tuner object outlives us all.
-  const detail::PolicyTuner* const tuner_;
   std::size_t timed_entries_ = 0;
   std::vector<detail::NodeHeader*> scratch_;
   std::vector<detail::NodeHeader*> drained_;

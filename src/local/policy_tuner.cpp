@@ -125,7 +125,7 @@ const PolicyTuning* PolicyTuner::record(std::uint32_t hash, std::uint32_t weight
 
 void PolicyTuner::halve_sample() {
   sampling_.mask.store((sampling_.mask.load(std::memory_order_relaxed) << 1) | 1,
-                     std::memory_order_relaxed);
+                       std::memory_order_relaxed);
   ghost_max_weight_ = std::max<std::uint64_t>(1, ghost_max_weight_ / 2);
   for (auto& g : ghosts_) {
     g->shrink([this](std::uint32_t h) { return sampled(h); }, ghost_max_weight_);

@@ -73,15 +73,18 @@ LocalCache<K, V, Hash, Eq>::LocalCache(LocalCacheOptions options, Weigher weighe
       policy_(options_.policy == EvictionPolicy::kLru ? detail::PolicyKind::kLru
                                                       : detail::PolicyKind::kAdaptiveTinyLfu,
               max_weight_, detail::expected_entries(options_), seed_),
-      timers_(now_ns()),
-      tuner_(policy_.tuner()) {}
+      timers_(now_ns()) {
+  tuner_ = policy_.tuner();
+}
 
 template <class K, class V, class Hash, class Eq>
 LocalCache<K, V, Hash, Eq>::~LocalCache() {
   // No reader may be inside the cache any more (a destructor runs alone), so every node
   // can lose the cache's reference at once.
-  table_.for_each([](detail::NodeHeader* n) { detail::release_node(n, &destroy); });
-  for (auto& [node, epoch] : retired_nodes_) detail::release_node(node, &destroy);
+  std::vector<detail::NodeHeader*> nodes;
+  table_.for_each([&](detail::NodeHeader* n) { nodes.push_back(n); });
+  for (auto& [node, epoch] : retired_nodes_) nodes.push_back(node);
+  release_nodes(nodes.begin(), nodes.end(), [](detail::NodeHeader* n) { return n; });
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -174,7 +177,12 @@ Cached<V> LocalCache<K, V, Hash, Eq>::get(const K& key) {
       detail::ReaderRecord::bump(me.misses);
       return result;
     }
-    result = pin(n);
+    const V* value = n->negative() ? nullptr : node_of(n)->value();
+    if (std::atomic<detail::NodeHeader*>* slot = detail::acquire_hazard(n)) {
+      result = Cached<V>(n, value, &destroy, slot);
+    } else {
+      result = pin(n);
+    }
     detail::ReaderRecord::bump(result.has_value() ? me.hits : me.negative_hits);
     ring_full = !note_hit(me, n);
   }
@@ -432,11 +440,24 @@ void LocalCache<K, V, Hash, Eq>::reclaim(bool force) {
   if (node_end == retired_nodes_.begin() && bucket_end == retired_buckets_.begin()) return;
   // Every reader that could have seen these nodes has left; its notes are in the rings.
   readers_.sweep([this](detail::NodeHeader* n) { policy_.record_access(n); });
-  for (auto it = retired_nodes_.begin(); it != node_end; ++it) {
-    detail::release_node(it->first, &destroy);
-  }
+  release_nodes(retired_nodes_.begin(), node_end, [](const auto& r) { return r.first; });
   retired_nodes_.erase(retired_nodes_.begin(), node_end);
   retired_buckets_.erase(retired_buckets_.begin(), bucket_end);
+}
+
+template <class K, class V, class Hash, class Eq>
+template <class It, class NodeOf>
+void LocalCache<K, V, Hash, Eq>::release_nodes(It begin, It end, NodeOf node_of_item) {
+  // Handles that hold a node through a hazard slot get a counted reference first (the
+  // slots cannot gain these nodes any more: they are unreachable since a grace period).
+  std::vector<detail::NodeHeader*> parked;
+  detail::hazard_snapshot(parked);
+  std::sort(parked.begin(), parked.end());
+  for (It it = begin; it != end; ++it) {
+    detail::NodeHeader* n = node_of_item(*it);
+    if (std::binary_search(parked.begin(), parked.end(), n)) detail::convert_hazards(n);
+    detail::release_node(n, &destroy);
+  }
 }
 
 template <class K, class V, class Hash, class Eq>
