@@ -121,7 +121,8 @@ class LocalCache {
   // Stores a "known absent" entry for `key` (default_negative_ttl if unset).
   void put_negative(const K& key, std::optional<Duration> ttl = std::nullopt);
   // Inserts only if the key holds no live value (a miss, an expired or a negative entry).
-  // Returns whether it inserted.
+  // Returns whether it inserted (true also for a value heavier than the whole bound, which
+  // is then evicted at once, as RemovalCause::kSize).
   bool put_if_absent(const K& key, V value, std::optional<Duration> ttl = std::nullopt);
 
   // Removes `key`. Returns whether an entry (expired or not) was there.

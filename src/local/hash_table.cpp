@@ -21,7 +21,8 @@ std::unique_ptr<HashTable::Buckets> HashTable::make_buckets(std::size_t count) {
 }
 
 HashTable::HashTable(std::size_t expected_entries) {
-  const std::size_t count = std::bit_ceil(std::max(expected_entries, kMinBuckets));
+  // +1: a full cache briefly holds one entry more inside a put (before eviction).
+  const std::size_t count = std::bit_ceil(std::max(expected_entries + 1, kMinBuckets));
   buckets_.store(make_buckets(count).release(), std::memory_order_release);
 }
 

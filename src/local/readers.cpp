@@ -81,7 +81,7 @@ void heavy_fence() {
   if (asymmetric_fences_available()) {
     membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
   } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
   }
 }
 

@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -295,6 +297,82 @@ TEST(LocalCacheConcurrency, HeldValuesStayValidWhileTheirEntriesAreEvicted) {
   }
   EXPECT_EQ(damaged.load(), 0);
   EXPECT_GT(checked, 0u);
+}
+
+// Handles may move between threads and outlive both the thread that looked them up and
+// the entry: here they are looked up by threads that then exit, kept while new threads
+// (which may take over the exited threads' bookkeeping) read on, and finally released by
+// yet other threads -- all while a writer replaces and reclaims the entries.
+TEST(LocalCacheConcurrency, HandlesOutliveTheThreadsThatLookedThemUp) {
+  constexpr int kThreads = 2;
+  constexpr int kHandlesPerThread = 6;  // fewer than a thread's cheap handle slots
+  constexpr int kKeys = 16;
+  constexpr int kWrites = 5'000;
+  constexpr int kLookups = 20'000;
+  Cache cache(bounded_to(kKeys));
+  for (int k = 0; k < kKeys; ++k) cache.put(k, stamp(k, 0, -1));
+  std::mutex kept_mutex;
+  std::vector<std::pair<int, Cached<std::string>>> kept;
+  std::atomic<int> wrong_values{0};
+  auto churn = [&](int writer) {
+    std::mt19937 rng(static_cast<unsigned>(writer));
+    for (int i = 0; i < kWrites; ++i) {
+      const int k = static_cast<int>(rng() % kKeys);
+      cache.put(k, stamp(k, writer, i));
+      if (i % 16 == 0) cache.cleanup();
+    }
+  };
+
+  // 1. Lookups by threads that exit with their handles kept.
+  run_together(kThreads + 1, [&](int t) {
+    if (t == kThreads) return churn(100);
+    for (int k = 0; k < kHandlesPerThread; ++k) {
+      Cached<std::string> v = cache.get(t * kHandlesPerThread + k);
+      std::lock_guard lock(kept_mutex);
+      kept.emplace_back(t * kHandlesPerThread + k, std::move(v));
+    }
+  });
+  // 2. New threads read on while the handles are kept.
+  run_together(kThreads + 1, [&](int t) {
+    if (t == kThreads) return churn(200);
+    std::mt19937 rng(static_cast<unsigned>(t));
+    for (int i = 0; i < kLookups; ++i) {
+      const int k = static_cast<int>(rng() % kKeys);
+      if (Cached<std::string> v = cache.get(k); v && !belongs_to(*v, k)) wrong_values.fetch_add(1);
+    }
+  });
+  cache.cleanup();
+  // 3. Other threads check and release the kept handles.
+  run_together(kThreads, [&](int t) {
+    for (std::size_t i = static_cast<std::size_t>(t); i < kept.size(); i += kThreads) {
+      auto& [key, value] = kept[i];
+      if (value && !belongs_to(*value, key)) wrong_values.fetch_add(1);
+      value = Cached<std::string>();
+    }
+  });
+
+  EXPECT_EQ(wrong_values.load(), 0);
+  EXPECT_EQ(kept.size(), static_cast<std::size_t>(kThreads * kHandlesPerThread));
+}
+
+TEST(LocalCacheConcurrency, AHandleReleasedOnAnotherThreadAfterTheCacheIsGoneFreesItsValue) {
+  struct Probe {
+    std::shared_ptr<int> alive = std::make_shared<int>(42);
+  };
+  auto cache = std::make_unique<LocalCache<int, Probe>>(bounded_to(10));
+  Probe probe;
+  const std::weak_ptr<int> watch = probe.alive;
+  cache->put(1, std::move(probe));
+  Cached<Probe> held = cache->get(1);
+
+  cache.reset();
+  ASSERT_FALSE(watch.expired());
+  std::jthread([&] {
+    EXPECT_EQ(*held->alive, 42);
+    held = Cached<Probe>();
+  }).join();
+
+  EXPECT_TRUE(watch.expired());
 }
 
 // ---- removals concurrent with lookups ------------------------------------------------------

@@ -52,6 +52,17 @@ inline std::size_t thread_index() {
   return index;
 }
 
+// A full memory fence. (GCC's TSan does not support std::atomic_thread_fence and warns; a
+// locked read-modify-write on a local is a full fence on x86 and arm64 alike.)
+inline void full_fence() {
+#if defined(__SANITIZE_THREAD__)
+  std::atomic<int> local{0};
+  local.fetch_add(0, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // True when membarrier(2) private expedited is usable (then readers skip their fence).
 bool asymmetric_fences_available();
 // The writer side of the asymmetric fence: a full fence on every thread of the process.
@@ -140,7 +151,7 @@ class Readers {
     // end of this thread's previous lookup (and TSan can tell).
     r->announced.store(epoch_.load(std::memory_order_relaxed), std::memory_order_release);
     if (fence_in_readers_) {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      full_fence();
     } else {
       std::atomic_signal_fence(std::memory_order_seq_cst);
     }

@@ -40,8 +40,10 @@ class TimerWheel {
   void schedule(NodeHeader* node);
   // Removes a scheduled node.
   void deschedule(NodeHeader* node);
-  // Moves time to `now_ns` and appends every scheduled node with expires_at <= now to
-  // `expired` (descheduled). Time never goes backwards (an earlier now_ns is ignored).
+  // Moves time to `now_ns` and appends to `expired` (descheduled) every node of the slots
+  // that time has passed: each node is reported once, never before its deadline, and at
+  // most one wheel-0 slot (~1.07 s) after it. Time never goes backwards (an earlier now_ns
+  // is ignored).
   void advance(std::int64_t now_ns, std::vector<NodeHeader*>& expired);
   // Forgets every node (the caller frees them).
   void clear();
