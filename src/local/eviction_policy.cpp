@@ -122,25 +122,42 @@ void EvictionPolicy::record_access(NodeHeader* node) {
 void EvictionPolicy::enter_protected(NodeHeader* node) {
   node->queue = kProtected;
   node->clock.store(NodeHeader::kUnreferenced, std::memory_order_relaxed);
-  protected_.push_newest(node);
+  // Just behind the hand: the newcomer gets a full turn before its first inspection.
+  if (hand_ == nullptr) {
+    protected_.push_newest(node);
+  } else {
+    protected_.insert_before(hand_, node);
+  }
 }
 
 void EvictionPolicy::leave_protected(NodeHeader* node) {
+  if (hand_ == node) advance_hand();
+  if (hand_ == node) hand_ = nullptr;  // it was the only node
   protected_.unlink(node);
   node->clock.store(NodeHeader::kNotProtected, std::memory_order_relaxed);
 }
 
+void EvictionPolicy::advance_hand() {
+  NodeHeader* next = protected_.newer(hand_);
+  hand_ = next != nullptr ? next : protected_.oldest();
+}
+
 void EvictionPolicy::demote_protected_overflow() {
-  // CLOCK over the protected queue (Corbató 1968): hits on protected nodes only mark them
-  // referenced, without a note or a lock; the oldest node, if referenced since its last
-  // turn, gets a second chance (and one sketch increment for that lap) instead of being
-  // demoted. An exchange, not a store, so a reader's concurrent mark is never lost.
+  // CLOCK over the protected queue (Corbato 1968): hits on protected nodes only mark them
+  // referenced, without a note or a lock, and nodes never move; the hand sweeps the queue
+  // and demotes the first unreferenced node it meets, clearing marks (one sketch increment
+  // per lap for each) on the way. A referenced node costs one write per lap. The demotion
+  // test is a compare-exchange, so a reader's concurrent mark is never lost.
   while (protected_.weight() > protected_max_ && !protected_.empty()) {
-    NodeHeader* n = protected_.oldest();
-    if (n->clock.exchange(NodeHeader::kUnreferenced, std::memory_order_relaxed) ==
-        NodeHeader::kReferenced) {
+    if (hand_ == nullptr) hand_ = protected_.oldest();
+    NodeHeader* n = hand_;
+    std::uint8_t expected = NodeHeader::kUnreferenced;
+    if (!n->clock.compare_exchange_strong(expected, NodeHeader::kNotProtected,
+                                          std::memory_order_relaxed)) {
+      // Referenced since the hand last passed: clear the mark, count the lap, move on.
+      n->clock.store(NodeHeader::kUnreferenced, std::memory_order_relaxed);
       sketch_.increment(n->hash);
-      protected_.move_to_newest(n);
+      advance_hand();
       continue;
     }
     leave_protected(n);
@@ -158,6 +175,7 @@ void EvictionPolicy::remove(NodeHeader* node) {
 }
 
 void EvictionPolicy::substitute(NodeHeader* old, NodeHeader* fresh) {
+  if (hand_ == old) hand_ = fresh;
   fresh->queue = old->queue;
   fresh->clock.store(old->clock.load(std::memory_order_relaxed), std::memory_order_relaxed);
   queue_of(old).substitute(old, fresh);
@@ -165,6 +183,7 @@ void EvictionPolicy::substitute(NodeHeader* old, NodeHeader* fresh) {
 }
 
 void EvictionPolicy::clear() {
+  hand_ = nullptr;
   for (AccessQueue* q : {&window_, &probation_, &protected_}) {
     while (!q->empty()) q->unlink(q->oldest());
   }

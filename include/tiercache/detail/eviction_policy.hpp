@@ -71,6 +71,14 @@ class AccessQueue {
     head_.prev->next = n;
     head_.prev = n;
   }
+  // Links `n` just before `pos` (towards the oldest end).
+  void insert_before(NodeHeader* pos, NodeHeader* n) {
+    n->next = pos;
+    n->prev = pos->prev;
+    pos->prev->next = n;
+    pos->prev = n;
+    weight_ += n->weight;
+  }
   // `fresh` takes `old`'s place (weights may differ).
   void substitute(NodeHeader* old, NodeHeader* fresh) {
     fresh->prev = old->prev;
@@ -152,6 +160,7 @@ class EvictionPolicy {
   void evict_tinylfu(std::vector<NodeHeader*>& victims);
   void demote_protected_overflow();
   void enter_protected(NodeHeader* node);
+  void advance_hand();
   void leave_protected(NodeHeader* node);
   void resize_window(std::uint64_t window_max);
   std::uint64_t window_target() const;
@@ -168,6 +177,7 @@ class EvictionPolicy {
   AccessQueue window_;  // also the single queue of kLru
   AccessQueue probation_;
   AccessQueue protected_;
+  NodeHeader* hand_ = nullptr;  // CLOCK hand over protected_ (nullptr: at the oldest)
 
   bool oversized_pending_ = false;  // a node heavier than the bound was queued
   PolicyTuning tuning_;
