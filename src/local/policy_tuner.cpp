@@ -36,8 +36,8 @@ constexpr double kScoreDecay = 0.95;
 class PolicyTuner::Ghost {
  public:
   Ghost(const PolicyTuning& tuning, std::uint64_t max_weight, std::size_t entries,
-        std::uint64_t seed)
-      : policy_(PolicyKind::kAdaptiveTinyLfu, max_weight, entries, seed, &tuning) {}
+        std::uint64_t seed, bool marking)
+      : policy_(PolicyKind::kAdaptiveTinyLfu, max_weight, entries, seed, &tuning, marking) {}
   ~Ghost() {
     for (auto& [hash, node] : index_) delete node;
   }
@@ -94,7 +94,8 @@ class PolicyTuner::Ghost {
   std::uint64_t hits_ = 0;
 };
 
-PolicyTuner::PolicyTuner(std::uint64_t max_weight, std::size_t expected_entries, std::uint64_t seed)
+PolicyTuner::PolicyTuner(std::uint64_t max_weight, std::size_t expected_entries, std::uint64_t seed,
+                         bool marking)
     : sampling_{mix64(seed ^ 0x7e57ab1eULL)} {
   const auto rate = std::bit_floor(std::max<std::uint64_t>(
       1, static_cast<std::uint64_t>(static_cast<double>(expected_entries) / kGhostEntries)));
@@ -106,7 +107,7 @@ PolicyTuner::PolicyTuner(std::uint64_t max_weight, std::size_t expected_entries,
   std::uint64_t ghost_seed = seed;
   for (const PolicyTuning& t : kTunings) {
     ghosts_.push_back(std::make_unique<Ghost>(t, ghost_max_weight_, ghost_entries,
-                                              ghost_seed = mix64(ghost_seed)));
+                                              ghost_seed = mix64(ghost_seed), marking));
   }
   current_ = kStartTuning;
 }

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "tiercache/detail/frequency_sketch.hpp"
@@ -114,8 +115,12 @@ class EvictionPolicy {
   // `max_weight`: the bound. `expected_entries`: sizes the sketch (the bound when counting
   // entries; an estimate when weighing). `seed`: randomises sketch hashing and admission.
   // An adaptive TinyLFU policy tunes itself (PolicyTuner) unless `fixed` is given.
+  // `marking`: whether readers may mark window/protected hits instead of noting them
+  // (default: for caches of kMarkingMinEntries or more).
   EvictionPolicy(PolicyKind kind, std::uint64_t max_weight, std::size_t expected_entries,
-                 std::uint64_t seed, const PolicyTuning* fixed = nullptr);
+                 std::uint64_t seed, const PolicyTuning* fixed = nullptr,
+                 std::optional<bool> marking = std::nullopt);
+  bool marking() const { return marking_; }
   ~EvictionPolicy();
   EvictionPolicy(const EvictionPolicy&) = delete;
   EvictionPolicy& operator=(const EvictionPolicy&) = delete;
@@ -160,6 +165,9 @@ class EvictionPolicy {
   void evict_tinylfu(std::vector<NodeHeader*>& victims);
   void demote_protected_overflow();
   void enter_protected(NodeHeader* node);
+  // Takes the oldest window node out, unless it was referenced (then it goes round again
+  // and this returns false).
+  bool leave_window(NodeHeader* node);
   void advance_hand();
   void leave_protected(NodeHeader* node);
   void resize_window(std::uint64_t window_max);
@@ -180,6 +188,7 @@ class EvictionPolicy {
   NodeHeader* hand_ = nullptr;  // CLOCK hand over protected_ (nullptr: at the oldest)
 
   bool oversized_pending_ = false;  // a node heavier than the bound was queued
+  const bool marking_;  // readers mark window/protected hits (CLOCK) instead of noting them
   PolicyTuning tuning_;
   std::unique_ptr<PolicyTuner> tuner_;  // null for LRU and fixed tunings
 };

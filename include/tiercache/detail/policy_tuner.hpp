@@ -32,7 +32,9 @@ namespace tiercache::detail {
 class PolicyTuner {
  public:
   // `max_weight` and `expected_entries` as for EvictionPolicy.
-  PolicyTuner(std::uint64_t max_weight, std::size_t expected_entries, std::uint64_t seed);
+  // `marking`: whether the ghosts use CLOCK marking like the policy they tune.
+  PolicyTuner(std::uint64_t max_weight, std::size_t expected_entries, std::uint64_t seed,
+              bool marking);
   ~PolicyTuner();
   PolicyTuner(const PolicyTuner&) = delete;
   PolicyTuner& operator=(const PolicyTuner&) = delete;
