@@ -136,10 +136,7 @@ void PolicyTuner::halve_sample() {
 const PolicyTuning* PolicyTuner::end_period() {
   requests_in_period_ = 0;
   std::size_t best = current_;
-  for (std::size_t i = 0; i < ghosts_.size(); ++i) {
-    Ghost& g = *ghosts_[i];
-    g.score = kScoreDecay * g.score + static_cast<double>(g.take_hits());
-  }
+  for (auto& g : ghosts_) g->score = kScoreDecay * g->score + static_cast<double>(g->take_hits());
   for (std::size_t i = 0; i < ghosts_.size(); ++i) {
     if (ghosts_[i]->score > ghosts_[best]->score) best = i;
   }

@@ -97,7 +97,7 @@ Readers::Chunk* Readers::allocate_chunk(std::size_t chunk) {
   Chunk* expected = nullptr;
   Chunk* result = fresh.get();
   if (chunks_[chunk].compare_exchange_strong(expected, result, std::memory_order_acq_rel)) {
-    fresh.release();
+    static_cast<void>(fresh.release());  // owned by chunks_ now
   } else {
     result = expected;  // another thread of this chunk won the race
   }

@@ -36,8 +36,10 @@ struct alignas(kCacheLine) HazardRecord {
   std::atomic<NodeHeader*> slots[kSlots] = {};
 };
 
-// Marks a slot whose node the cache has converted to a counted reference.
-inline NodeHeader* const kConverted = reinterpret_cast<NodeHeader*>(alignof(NodeHeader));
+// Marks a slot whose node the cache has converted to a counted reference: the address of
+// an object that is never a real node.
+inline NodeHeader converted_marker;
+inline NodeHeader* const kConverted = &converted_marker;
 
 // The calling thread's record; nullptr past the supported number of threads.
 HazardRecord* allocate_hazard_record();
