@@ -2,6 +2,15 @@
 // bound holds, racing writers resolve to one value per key, and entries are reclaimed only
 // once no reader can see them. Labelled `concurrency`: scripts/test.sh runs it under
 // ThreadSanitizer, so the work is sized by iteration counts, a few seconds there.
+//
+// Most scenarios run twice (CacheSize): at the small bound they were written for, where
+// readers note every hit, and scaled up to kLargeCacheEntries or more, where the policy
+// runs in marking mode: readers mark window and protected hits with a compare-exchange on
+// the entry's clock byte instead of noting them, racing with the writers' CLOCK hand and
+// second-chance window (detail/eviction_policy.hpp). Key ranges scale with the bound, so a
+// scenario whose keys fit still fits and one that churns still churns; iteration counts
+// stay as they are. Caches bounded by weight never mark (their size is unknown up front),
+// so their scenarios run once.
 
 #include <gtest/gtest.h>
 
@@ -24,14 +33,33 @@
 namespace tiercache::test {
 namespace {
 
+// ---- cache sizes ---------------------------------------------------------------------------
+
+// The policy's kMarkingMinEntries: from this many entries on, readers mark instead of noting.
+constexpr std::size_t kLargeCacheEntries = 4096;
+
+enum class CacheSize { kSmall, kLarge };
+
+class LocalCacheConcurrencyAtSize : public ::testing::TestWithParam<CacheSize> {
+ protected:
+  // How many times larger than written a scenario for a cache of `bound` entries runs: 1,
+  // or enough for kLargeCacheEntries.
+  static std::size_t scale(std::size_t bound) {
+    if (GetParam() == CacheSize::kSmall) return 1;
+    return (kLargeCacheEntries + bound - 1) / bound;
+  }
+  static int scale(int keys, std::size_t bound) { return keys * static_cast<int>(scale(bound)); }
+};
+
 // ---- readers and writers -------------------------------------------------------------------
 
-TEST(LocalCacheConcurrency, ReadersOnlyEverSeeTheValueOfTheirKey) {
+TEST_P(LocalCacheConcurrencyAtSize, ReadersOnlyEverSeeTheValueOfTheirKey) {
   constexpr int kReaders = 4;
   constexpr int kWriters = 2;
   constexpr int kLookups = 40'000;
   constexpr int kWrites = 15'000;
-  constexpr std::size_t kBound = 64;
+  const std::size_t kBound = 64 * scale(64);
+  const int kKeys = scale(256, 64);  // overlapping: more keys than the bound
   Cache cache(bounded_to(kBound));
   for (int k = 0; k < static_cast<int>(kBound); ++k) cache.put(k, stamp(k, 0, -1));  // full
   std::atomic<int> wrong_values{0};
@@ -40,7 +68,7 @@ TEST(LocalCacheConcurrency, ReadersOnlyEverSeeTheValueOfTheirKey) {
 
   run_together(kReaders + kWriters, [&](int t) {
     std::mt19937 rng(static_cast<unsigned>(t));
-    std::uniform_int_distribution<int> key(0, 255);  // overlapping: more keys than the bound
+    std::uniform_int_distribution<int> key(0, kKeys - 1);
     if (t < kWriters) {
       for (int i = 0; i < kWrites; ++i) {
         const int k = key(rng);
@@ -66,6 +94,64 @@ TEST(LocalCacheConcurrency, ReadersOnlyEverSeeTheValueOfTheirKey) {
   EXPECT_LE(cache.size(), kBound);
   EXPECT_EQ(cache.weight(), cache.size());
   EXPECT_EQ(misplaced_entries(cache), 0u);
+}
+
+// Readers hit a hot quarter of the keys (marks, at the large size) and some cold ones
+// (notes that promote them, which makes the writers' hand sweep the protected queue), while
+// writers churn cold keys and replace hot ones. Every hit is counted, every value checked,
+// and the hot set, hit far more often than anything else, stays.
+TEST_P(LocalCacheConcurrencyAtSize, ReadersMarkHotEntriesWhileWritersChurnAndReplace) {
+  constexpr int kReaders = 3;
+  constexpr int kWriters = 2;
+  constexpr int kLookups = 30'000;
+  constexpr int kWrites = 12'000;
+  const std::size_t kBound = 64 * scale(64);
+  const int kHotKeys = scale(16, 64);
+  const int kColdKeys = scale(512, 64);  // 8 times the bound
+  Cache cache(bounded_to(kBound));
+  for (int k = 0; k < kHotKeys; ++k) cache.put(k, stamp(k, 0, -1));
+  std::atomic<std::uint64_t> hits{0};
+  std::atomic<std::uint64_t> lookups{0};
+  std::atomic<int> wrong_values{0};
+  std::atomic<int> bound_breaches{0};
+
+  run_together(kReaders + kWriters, [&](int t) {
+    std::mt19937 rng(static_cast<unsigned>(t));
+    std::uniform_int_distribution<int> hot(0, kHotKeys - 1);
+    std::uniform_int_distribution<int> cold(kHotKeys, kHotKeys + kColdKeys - 1);
+    if (t < kWriters) {
+      for (int i = 0; i < kWrites; ++i) {
+        const int k = i % 4 == 0 ? hot(rng) : cold(rng);
+        cache.put(k, stamp(k, t, i));
+        if (cache.size() > kBound + kOnePutInFlight || cache.weight() > kBound + kOnePutInFlight) {
+          bound_breaches.fetch_add(1);
+        }
+      }
+      return;
+    }
+    std::uint64_t my_hits = 0;
+    for (int i = 0; i < kLookups; ++i) {
+      const int k = i % 5 == 0 ? cold(rng) : hot(rng);
+      if (Cached<std::string> v = cache.get(k)) {
+        ++my_hits;
+        if (!belongs_to(*v, k)) wrong_values.fetch_add(1);
+      }
+    }
+    hits.fetch_add(my_hits);
+    lookups.fetch_add(kLookups);
+  });
+
+  EXPECT_EQ(wrong_values.load(), 0);
+  EXPECT_EQ(bound_breaches.load(), 0);
+  EXPECT_LE(cache.size(), kBound);
+  EXPECT_EQ(cache.weight(), cache.size());
+  EXPECT_EQ(misplaced_entries(cache), 0u);
+  const LocalCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.hits, hits.load()) << "marked hits are counted like noted ones";
+  EXPECT_EQ(stats.hits + stats.misses, lookups.load());
+  int hot_kept = 0;
+  for (int k = 0; k < kHotKeys; ++k) hot_kept += contains(cache, k) ? 1 : 0;
+  EXPECT_GE(hot_kept, kHotKeys * 3 / 4) << "of " << kHotKeys;
 }
 
 // The hash table starts small when bounded by weight and grows while readers walk it.
@@ -116,12 +202,12 @@ struct CollidingHash {
   std::size_t operator()(int) const noexcept { return 7; }
 };
 
-TEST(LocalCacheConcurrency, ReclamationNeverFreesAnEntryAReaderIsLookingAt) {
+TEST_P(LocalCacheConcurrencyAtSize, ReclamationNeverFreesAnEntryAReaderIsLookingAt) {
   constexpr int kReaders = 3;
   constexpr int kKeys = 32;
   constexpr int kWrites = 30'000;
   constexpr int kLookups = 60'000;
-  LocalCache<int, std::string, CollidingHash> cache(bounded_to(100));
+  LocalCache<int, std::string, CollidingHash> cache(bounded_to(100 * scale(100)));
   for (int k = 0; k < kKeys; ++k) cache.put(k, stamp(k, 0, -1));
   std::atomic<int> wrong_values{0};
 
@@ -146,14 +232,14 @@ TEST(LocalCacheConcurrency, ReclamationNeverFreesAnEntryAReaderIsLookingAt) {
 
 // ---- races between writers of the same keys -----------------------------------------------
 
-TEST(LocalCacheConcurrency, RacingReplacementsLeaveOneLatestValuePerKey) {
+TEST_P(LocalCacheConcurrencyAtSize, RacingReplacementsLeaveOneLatestValuePerKey) {
   constexpr int kWriters = 4;
   constexpr int kReaders = 2;
   constexpr int kKeys = 16;
   constexpr int kRounds = 1'000;
   constexpr int kLookups = 40'000;
   RemovalCounter removals;
-  Cache cache(bounded_to(100), {}, removals.listener());
+  Cache cache(bounded_to(100 * scale(100)), {}, removals.listener());
   std::atomic<int> wrong_values{0};
 
   run_together(kWriters + kReaders, [&](int t) {
@@ -212,11 +298,12 @@ TEST(LocalCacheConcurrency, RacingReplacementsKeepTheWeightExact) {
   EXPECT_EQ(cache.weight(), weight_of_entries);
 }
 
-TEST(LocalCacheConcurrency, PutIfAbsentHasExactlyOneWinnerPerKey) {
+TEST_P(LocalCacheConcurrencyAtSize, PutIfAbsentHasExactlyOneWinnerPerKey) {
   constexpr int kThreads = 4;
   constexpr int kKeys = 500;
   constexpr int kRounds = 10;
-  Cache cache(bounded_to(2 * kKeys));  // room for every key: no winner is evicted
+  Cache cache(
+      bounded_to(2 * kKeys * scale(2 * kKeys)));  // room for every key: no winner is evicted
 
   for (int round = 0; round < kRounds; ++round) {
     std::vector<std::atomic<int>> wins(kKeys);
@@ -245,20 +332,22 @@ TEST(LocalCacheConcurrency, PutIfAbsentHasExactlyOneWinnerPerKey) {
 
 // ---- values held by readers ----------------------------------------------------------------
 
-TEST(LocalCacheConcurrency, HeldValuesStayValidWhileTheirEntriesAreEvicted) {
+TEST_P(LocalCacheConcurrencyAtSize, HeldValuesStayValidWhileTheirEntriesAreEvicted) {
   constexpr int kReaders = 3;
   constexpr int kWriters = 2;
   constexpr int kLookups = 20'000;
   constexpr int kWrites = 20'000;
   constexpr std::size_t kHeldPerReader = 32;
-  auto cache = std::make_unique<Cache>(bounded_to(8));  // tiny: constant eviction
-  for (int k = 0; k < 8; ++k) cache->put(k, stamp(k, 0, -1));
+  const int kBound = scale(8, 8);
+  const int kKeys = scale(64, 8);  // 8 times the bound: constant eviction
+  auto cache = std::make_unique<Cache>(bounded_to(static_cast<std::size_t>(kBound)));
+  for (int k = 0; k < kBound; ++k) cache->put(k, stamp(k, 0, -1));
   std::vector<std::vector<std::pair<int, Cached<std::string>>>> held(kReaders);
   std::atomic<int> damaged{0};
 
   run_together(kReaders + kWriters, [&](int t) {
     std::mt19937 rng(static_cast<unsigned>(t));
-    std::uniform_int_distribution<int> key(0, 63);
+    std::uniform_int_distribution<int> key(0, kKeys - 1);
     if (t < kWriters) {
       for (int i = 0; i < kWrites; ++i) {
         const int k = key(rng);
@@ -303,13 +392,13 @@ TEST(LocalCacheConcurrency, HeldValuesStayValidWhileTheirEntriesAreEvicted) {
 // the entry: here they are looked up by threads that then exit, kept while new threads
 // (which may take over the exited threads' bookkeeping) read on, and finally released by
 // yet other threads -- all while a writer replaces and reclaims the entries.
-TEST(LocalCacheConcurrency, HandlesOutliveTheThreadsThatLookedThemUp) {
+TEST_P(LocalCacheConcurrencyAtSize, HandlesOutliveTheThreadsThatLookedThemUp) {
   constexpr int kThreads = 2;
   constexpr int kHandlesPerThread = 6;  // fewer than a thread's cheap handle slots
-  constexpr int kKeys = 16;
+  const int kKeys = scale(16, 16);      // as many as the bound
   constexpr int kWrites = 5'000;
   constexpr int kLookups = 20'000;
-  Cache cache(bounded_to(kKeys));
+  Cache cache(bounded_to(static_cast<std::size_t>(kKeys)));
   for (int k = 0; k < kKeys; ++k) cache.put(k, stamp(k, 0, -1));
   std::mutex kept_mutex;
   std::vector<std::pair<int, Cached<std::string>>> kept;
@@ -377,17 +466,18 @@ TEST(LocalCacheConcurrency, AHandleReleasedOnAnotherThreadAfterTheCacheIsGoneFre
 
 // ---- removals concurrent with lookups ------------------------------------------------------
 
-TEST(LocalCacheConcurrency, EraseAndClearRaceWithLookupsSafely) {
+TEST_P(LocalCacheConcurrencyAtSize, EraseAndClearRaceWithLookupsSafely) {
   constexpr int kReaders = 3;
   constexpr int kOperations = 15'000;
+  const std::size_t kBound = 128 * scale(128);
   RemovalCounter removals;
-  Cache cache(bounded_to(128), {}, removals.listener());
+  Cache cache(bounded_to(kBound), {}, removals.listener());
   std::atomic<int> wrong_values{0};
   std::atomic<std::uint64_t> stored{0};
 
   run_together(kReaders + 2, [&](int t) {
     std::mt19937 rng(static_cast<unsigned>(t));
-    std::uniform_int_distribution<int> key(0, 199);
+    std::uniform_int_distribution<int> key(0, scale(200, 128) - 1);
     if (t == 0) {  // the writer
       for (int i = 0; i < kOperations; ++i) {
         const int k = key(rng);
@@ -415,11 +505,17 @@ TEST(LocalCacheConcurrency, EraseAndClearRaceWithLookupsSafely) {
   });
 
   EXPECT_EQ(wrong_values.load(), 0);
-  EXPECT_LE(cache.size(), 128u);
+  EXPECT_LE(cache.size(), kBound);
   EXPECT_EQ(cache.weight(), cache.size());
   EXPECT_EQ(stored.load() - cache.size(), removals.total());
   EXPECT_EQ(misplaced_entries(cache), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Bound, LocalCacheConcurrencyAtSize,
+                         ::testing::Values(CacheSize::kSmall, CacheSize::kLarge),
+                         [](const auto& info) {
+                           return std::string(info.param == CacheSize::kSmall ? "Small" : "Large");
+                         });
 
 }  // namespace
 }  // namespace tiercache::test

@@ -142,10 +142,16 @@ TEST(LocalCacheConcurrency, AListenerReadingTheCacheDoesNotDeadlockWithWriters) 
 
 // ---- everything at once --------------------------------------------------------------------
 
-TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
+// Runs at a small bound (readers note every hit) and at a large one, where the policy
+// marks window and protected hits instead (CLOCK; detail/eviction_policy.hpp), with as
+// many times more keys.
+class LocalCacheStress : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(LocalCacheStress, StressMixingEveryOperation) {
   constexpr int kThreads = 6;
   constexpr int kOperations = 12'000;
-  constexpr std::size_t kBound = 100;
+  const std::size_t kBound = GetParam();
+  const int kKeys = 3 * static_cast<int>(kBound);
   constexpr std::size_t kHeld = 16;
   auto clock = std::make_shared<ManualClock>();
   RemovalCounter removals;
@@ -157,7 +163,7 @@ TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
 
   run_together(kThreads, [&](int t) {
     std::mt19937 rng(static_cast<unsigned>(1000 + t));
-    std::uniform_int_distribution<int> key(0, 299);
+    std::uniform_int_distribution<int> key(0, kKeys - 1);
     std::uniform_int_distribution<int> op(0, 999);
     const std::optional<Duration> ttls[] = {std::nullopt, 500ms, 3s, 1min};
     std::vector<std::pair<int, Cached<std::string>>> held;
@@ -218,6 +224,11 @@ TEST(LocalCacheConcurrency, StressMixingEveryOperation) {
   EXPECT_GT(removals.of(RemovalCause::kExpired), 0u) << "time moved: some entries expired";
   EXPECT_EQ(misplaced_entries(cache), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Bound, LocalCacheStress, ::testing::Values(100, 4100),
+                         [](const auto& info) {
+                           return std::string(info.param < 4096 ? "Small" : "Large");
+                         });
 
 }  // namespace
 }  // namespace tiercache::test
