@@ -19,29 +19,33 @@
 namespace tiercache::detail {
 
 struct NodeHeader {
-  // Counted references: one held by the cache from insertion until the node is reclaimed
-  // (a grace period after removal), plus one per Cached<V> handle.
-  std::atomic<std::uint32_t> refs{1};
-  // Seeded hash of the key (see LocalCache::hash_of).
-  std::uint32_t hash = 0;
-  // Next node in the same hash bucket.
-  std::atomic<NodeHeader*> chain{nullptr};
+  // Layout: what only the policy touches first; what every lookup reads last, right before
+  // the key and value that follow the header, so a lookup's bytes are contiguous (hash to
+  // value: 32 bytes for 8-byte keys and values) and usually share one cache line.
+
   // Links of the policy queue the node is in (window, probation, protected or LRU).
   NodeHeader* prev = nullptr;
   NodeHeader* next = nullptr;
+  // Counted references: one held by the cache from insertion until the node is reclaimed
+  // (a grace period after removal), plus one per counted Cached<V> handle.
+  std::atomic<std::uint32_t> refs{1};
   // Weight charged against the cache's bound (1 when bounded by entry count).
   std::uint32_t weight = 1;
-  // Immutable flags (kNegative, kTimed).
-  std::uint8_t flags = 0;
+  // Seeded hash of the key (see LocalCache::hash_of).
+  std::uint32_t hash = 0;
   // Which policy queue the node is in (Queue below).
   std::uint8_t queue = 0;
   // Lifecycle (State below).
   std::uint8_t state = 0;
+  // Immutable flags (kNegative, kTimed).
+  std::uint8_t flags = 0;
   // CLOCK reference state of the protected queue, the one policy field readers write:
   // kNotProtected -> readers leave a note in their read ring; kUnreferenced -> the first
   // reader to hit it flips it to kReferenced (and leaves no note); kReferenced -> readers
   // do nothing. The policy gives referenced nodes a second chance instead of demoting them.
   std::atomic<std::uint8_t> clock{0};
+  // Next node in the same hash bucket.
+  std::atomic<NodeHeader*> chain{nullptr};
 
   static constexpr std::uint8_t kNegative = 1;  // a "known absent" entry, no value stored
   static constexpr std::uint8_t kTimed = 2;     // preceded in memory by TimerLinks
