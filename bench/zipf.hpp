@@ -13,41 +13,17 @@
 #include <stdexcept>
 #include <vector>
 
+#include "sim/random.hpp"
+
 namespace tiercache::bench {
 
-// SplitMix64 (Steele, Lea & Flood): a small, fast, well-mixed 64-bit generator.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1) with 53 random bits.
-  double next_double() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  // Uniform in [0, n) (modulo; the bias is < n / 2^64, irrelevant here).
-  std::uint64_t next_below(std::uint64_t n) { return next() % n; }
+using sim::SplitMix64;
 
- private:
-  std::uint64_t state_;
-};
-
-// Item number -> key: a bijection on 64-bit integers (murmur3's fmix64), so distinct item
-// numbers give distinct keys, and popular items are spread over the whole key space and
-// over every hash bucket (std::hash<uint64_t> is the identity: MutexLru's unordered_map
-// would otherwise get a perfectly dense, unrealistically collision-free key set).
-// Deliberately not the splitmix64 finaliser LocalCache hashes with.
-inline std::uint64_t scramble_key(std::uint64_t item) {
-  std::uint64_t k = item;
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
-}
+// Item number -> key: a bijection (sim::fmix64), so distinct item numbers give distinct
+// keys, and popular items are spread over the whole key space and over every hash bucket
+// (std::hash<uint64_t> is the identity: MutexLru's unordered_map would otherwise get a
+// perfectly dense, unrealistically collision-free key set).
+inline std::uint64_t scramble_key(std::uint64_t item) { return sim::fmix64(item); }
 
 // Zipf distribution over ranks 0 .. n-1: P(rank r) proportional to 1 / (r + 1)^theta.
 // Exact inverse-CDF sampling: a table of n doubles, and a guide table (Chen & Asau) that

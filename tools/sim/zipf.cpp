@@ -14,25 +14,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "sim/random.hpp"
+
 namespace tiercache::sim {
 namespace {
-
-// SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): small, fast, well mixed; fixed output.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1), 53 random bits.
-  double next_double() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  std::uint64_t state_;
-};
 
 // log1p(x) / x, continuous at 0.
 double helper1(double x) {
@@ -110,16 +95,7 @@ ZipfSpecResult parse_zipf_spec(std::string_view text) {
   return result;
 }
 
-std::uint64_t zipf_key(std::uint64_t rank) {
-  // murmur3's fmix64: a bijection (xor-shifts and odd multipliers are invertible).
-  std::uint64_t k = rank;
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
-}
+std::uint64_t zipf_key(std::uint64_t rank) { return fmix64(rank); }
 
 std::vector<std::uint64_t> generate_zipf_trace(const ZipfSpec& spec) {
   const ZipfRankSampler sampler(spec.keys, spec.alpha);
