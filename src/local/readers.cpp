@@ -108,18 +108,21 @@ Readers::Chunk* Readers::allocate_chunk(std::size_t chunk) {
   return result;
 }
 
-bool Readers::try_advance() {
-  const std::uint64_t e = epoch_.load(std::memory_order_relaxed);
+int Readers::try_advance(int steps) {
   // Make every reader's announcement visible (or its later loads see our unlinks).
   heavy_fence();
-  bool quiet = true;
-  for_each_record([&](ReaderRecord& r) {
-    const std::uint64_t announced = r.announced.load(std::memory_order_acquire);
-    if (announced != 0 && announced < e) quiet = false;
-  });
-  if (!quiet) return false;
-  epoch_.store(e + 1, std::memory_order_seq_cst);
-  return true;
+  int taken = 0;
+  for (; taken < steps; ++taken) {
+    const std::uint64_t e = epoch_.load(std::memory_order_relaxed);
+    bool quiet = true;
+    for_each_record([&](ReaderRecord& r) {
+      const std::uint64_t announced = r.announced.load(std::memory_order_acquire);
+      if (announced != 0 && announced < e) quiet = false;
+    });
+    if (!quiet) break;
+    epoch_.store(e + 1, std::memory_order_seq_cst);
+  }
+  return taken;
 }
 
 Readers::Counts Readers::counts() const {

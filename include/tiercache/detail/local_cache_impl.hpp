@@ -429,9 +429,10 @@ template <class K, class V, class Hash, class Eq>
 void LocalCache<K, V, Hash, Eq>::reclaim(bool force) {
   if (retired_nodes_.empty() && retired_buckets_.empty()) return;
   // Batch reclamation: sweeping the rings costs a pass over every used stripe.
-  constexpr std::size_t kReclaimBatch = 64;
+  // (Each attempt costs a membarrier system call: a few microseconds.)
+  constexpr std::size_t kReclaimBatch = 256;
   if (!force && retired_nodes_.size() < kReclaimBatch && retired_buckets_.empty()) return;
-  if (readers_.try_advance()) readers_.try_advance();
+  readers_.try_advance(2);
   const std::uint64_t safe_before = readers_.epoch() - 1;  // retired at epoch < E - 1
   auto node_end = std::find_if(retired_nodes_.begin(), retired_nodes_.end(),
                                [&](const auto& r) { return r.second >= safe_before; });

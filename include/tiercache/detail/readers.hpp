@@ -160,9 +160,11 @@ class Readers {
 
   std::uint64_t epoch() const noexcept { return epoch_.load(std::memory_order_acquire); }
 
-  // Advances the epoch if no lookup announced before the current epoch is still running.
-  // REQUIRES: writer lock.
-  bool try_advance();
+  // Advances the epoch, up to `steps` times, while no lookup announced before the current
+  // epoch is still running; returns how many steps it took. One heavy fence serves all
+  // steps: a lookup whose announcement the scan misses started after that fence, so it
+  // cannot reach anything unlinked before this call. REQUIRES: writer lock.
+  int try_advance(int steps = 1);
 
   // Hands every note waiting in the rings to f(node) (live nodes only) and empties them.
   // REQUIRES: writer lock.
