@@ -166,6 +166,8 @@ class LocalCache {
 
   static Node* node_of(detail::NodeHeader* h) { return reinterpret_cast<Node*>(h); }
   static void destroy(detail::NodeHeader* h) noexcept;
+  // A handle on `h`: through a hazard slot of the calling thread, else a counted reference.
+  // REQUIRES: inside a lookup that found `h`.
   static Cached<V> pin(detail::NodeHeader* h);
 
   std::uint32_t hash_of(const K& key) const {

@@ -4,8 +4,9 @@
 // ------------------
 // Readers never lock. get() announces itself in its own ReaderRecord (detail/readers.hpp:
 // a plain store, no fence, thanks to membarrier), walks the hash table, checks the
-// entry's own deadline, pins the node by incrementing its reference count, leaves a note
-// in its record's read ring and clears its announcement. Everything a reader reads of a node (hash,
+// entry's own deadline, pins the node in one of its thread's hazard slots (detail/hazards.hpp),
+// tells the policy about the hit (a CLOCK mark or a note in its record's read ring) and
+// clears its announcement. Everything a reader reads of a node (hash,
 // key, value, flags, deadline) is written before the node is published and never changes
 // afterwards: a replacement value is a new node swapped into the chain, never an in-place write.
 //
@@ -104,8 +105,12 @@ void LocalCache<K, V, Hash, Eq>::destroy(detail::NodeHeader* h) noexcept {
 
 template <class K, class V, class Hash, class Eq>
 Cached<V> LocalCache<K, V, Hash, Eq>::pin(detail::NodeHeader* h) {
-  h->refs.fetch_add(1, std::memory_order_relaxed);
-  return Cached<V>(h, h->negative() ? nullptr : node_of(h)->value(), &destroy);
+  const V* value = h->negative() ? nullptr : node_of(h)->value();
+  if (std::atomic<detail::NodeHeader*>* slot = detail::acquire_hazard(h)) {
+    return Cached<V>(h, value, &destroy, slot);
+  }
+  h->refs.fetch_add(1, std::memory_order_relaxed);  // every hazard slot is taken
+  return Cached<V>(h, value, &destroy);
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -153,14 +158,12 @@ bool LocalCache<K, V, Hash, Eq>::note_hit(detail::ReaderRecord& me, detail::Node
   if (clock == NodeHeader::kNotProtected || (tuner_ != nullptr && tuner_->sampled(n->hash))) {
     return me.record(n);
   }
-  if (clock == NodeHeader::kReferenced) return true;  // protected, already marked
-  if (clock == NodeHeader::kUnreferenced &&
-      (n->clock.compare_exchange_strong(clock, NodeHeader::kReferenced,
-                                        std::memory_order_relaxed) ||
-       clock == NodeHeader::kReferenced)) {
-    return true;  // protected: the mark is the whole note
+  // A failed exchange leaves the current state in `clock`: marked by another reader (done)
+  // or just left the marked queues (then a note after all).
+  if (clock == NodeHeader::kUnreferenced) {
+    n->clock.compare_exchange_strong(clock, NodeHeader::kReferenced, std::memory_order_relaxed);
   }
-  return me.record(n);
+  return clock != NodeHeader::kNotProtected || me.record(n);
 }
 
 template <class K, class V, class Hash, class Eq>
@@ -177,12 +180,7 @@ Cached<V> LocalCache<K, V, Hash, Eq>::get(const K& key) {
       detail::ReaderRecord::bump(me.misses);
       return result;
     }
-    const V* value = n->negative() ? nullptr : node_of(n)->value();
-    if (std::atomic<detail::NodeHeader*>* slot = detail::acquire_hazard(n)) {
-      result = Cached<V>(n, value, &destroy, slot);
-    } else {
-      result = pin(n);
-    }
+    result = pin(n);
     detail::ReaderRecord::bump(result.has_value() ? me.hits : me.negative_hits);
     ring_full = !note_hit(me, n);
   }
