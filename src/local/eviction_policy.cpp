@@ -138,23 +138,40 @@ void EvictionPolicy::record_access(NodeHeader* node) {
   tune(node);
 }
 
-bool EvictionPolicy::leave_window(NodeHeader* node) {
-  if (!marking_) {
-    window_.unlink(node);
+bool EvictionPolicy::take_unreferenced(NodeHeader* node) {
+  // A compare-exchange, so a reader's concurrent mark is never lost.
+  std::uint8_t expected = NodeHeader::kUnreferenced;
+  if (node->clock.compare_exchange_strong(expected, NodeHeader::kNotProtected,
+                                          std::memory_order_relaxed)) {
     return true;
   }
+  // Referenced since its last turn: clear the mark and count the lap as one access.
+  node->clock.store(NodeHeader::kUnreferenced, std::memory_order_relaxed);
+  sketch_.increment(node->hash);
+  return false;
+}
+
+bool EvictionPolicy::leave_window(NodeHeader* node) {
   // With marking the window is a CLOCK too (second-chance FIFO): hits only mark nodes; the
-  // oldest node, if marked, goes round again with one sketch increment for the lap.
-  std::uint8_t expected = NodeHeader::kUnreferenced;
-  if (!node->clock.compare_exchange_strong(expected, NodeHeader::kNotProtected,
-                                           std::memory_order_relaxed)) {
-    node->clock.store(NodeHeader::kUnreferenced, std::memory_order_relaxed);
-    sketch_.increment(node->hash);
+  // oldest node, if marked, goes round again.
+  if (marking_ && !take_unreferenced(node)) {
     window_.move_to_newest(node);
     return false;
   }
   window_.unlink(node);
   return true;
+}
+
+NodeHeader* EvictionPolicy::spill_window() {
+  NodeHeader* first = nullptr;
+  while (window_.weight() > window_max_ && !window_.empty()) {
+    NodeHeader* n = window_.oldest();
+    if (!leave_window(n)) continue;  // referenced: second chance
+    n->queue = kProbation;
+    probation_.push_newest(n);
+    if (first == nullptr) first = n;
+  }
+  return first;
 }
 
 void EvictionPolicy::enter_protected(NodeHeader* node) {
@@ -185,29 +202,20 @@ void EvictionPolicy::advance_hand() {
 }
 
 void EvictionPolicy::demote_protected_overflow() {
-  // CLOCK over the protected queue (Corbato 1968): hits on protected nodes only mark them
-  // referenced, without a note or a lock, and nodes never move; the hand sweeps the queue
-  // and demotes the first unreferenced node it meets, clearing marks (one sketch increment
-  // per lap for each) on the way. A referenced node costs one write per lap. The demotion
-  // test is a compare-exchange, so a reader's concurrent mark is never lost.
+  // With marking, CLOCK over the protected queue (Corbato 1968): hits on protected nodes
+  // only mark them referenced, without a note or a lock, and nodes never move; the hand
+  // sweeps the queue and demotes the first unreferenced node it meets, clearing marks on
+  // the way. A referenced node costs one write per lap. Without marking: exact LRU order,
+  // the oldest is demoted.
   while (protected_.weight() > protected_max_ && !protected_.empty()) {
-    if (!marking_) {  // exact LRU order: demote the oldest
-      NodeHeader* oldest = protected_.oldest();
-      leave_protected(oldest);
-      oldest->queue = kProbation;
-      probation_.push_newest(oldest);
-      continue;
-    }
-    if (hand_ == nullptr) hand_ = protected_.oldest();
-    NodeHeader* n = hand_;
-    std::uint8_t expected = NodeHeader::kUnreferenced;
-    if (!n->clock.compare_exchange_strong(expected, NodeHeader::kNotProtected,
-                                          std::memory_order_relaxed)) {
-      // Referenced since the hand last passed: clear the mark, count the lap, move on.
-      n->clock.store(NodeHeader::kUnreferenced, std::memory_order_relaxed);
-      sketch_.increment(n->hash);
-      advance_hand();
-      continue;
+    NodeHeader* n = protected_.oldest();
+    if (marking_) {
+      if (hand_ == nullptr) hand_ = n;
+      n = hand_;
+      if (!take_unreferenced(n)) {
+        advance_hand();
+        continue;
+      }
     }
     leave_protected(n);
     n->queue = kProbation;
@@ -280,14 +288,7 @@ bool EvictionPolicy::admit(NodeHeader* candidate, NodeHeader* victim) {
 
 void EvictionPolicy::evict_tinylfu(std::vector<NodeHeader*>& victims) {
   // Window overflow becomes candidates at the newest end of probation.
-  NodeHeader* candidate = nullptr;
-  while (window_.weight() > window_max_ && !window_.empty()) {
-    NodeHeader* n = window_.oldest();
-    if (!leave_window(n)) continue;  // referenced: second chance
-    n->queue = kProbation;
-    probation_.push_newest(n);
-    if (candidate == nullptr) candidate = n;
-  }
+  NodeHeader* candidate = spill_window();
 
   // Duel candidates (oldest first) against probation's oldest until within bound.
   NodeHeader* victim = probation_.oldest();
@@ -340,12 +341,7 @@ void EvictionPolicy::resize_window(std::uint64_t window_max) {
                                               static_cast<double>(max_weight_ - window_max_));
   // A smaller window sends its oldest entries to probation (as candidates at the next
   // eviction); a larger one fills from new arrivals. Protected overflow is demoted.
-  while (window_.weight() > window_max_ && !window_.empty()) {
-    NodeHeader* n = window_.oldest();
-    if (!leave_window(n)) continue;  // referenced: second chance
-    n->queue = kProbation;
-    probation_.push_newest(n);
-  }
+  spill_window();
   demote_protected_overflow();
 }
 

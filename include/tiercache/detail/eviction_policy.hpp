@@ -165,9 +165,15 @@ class EvictionPolicy {
   void evict_tinylfu(std::vector<NodeHeader*>& victims);
   void demote_protected_overflow();
   void enter_protected(NodeHeader* node);
+  // With marking: true if `node` was unreferenced (now kNotProtected, free to leave its
+  // queue); false if it was referenced (mark cleared, the lap counted in the sketch).
+  bool take_unreferenced(NodeHeader* node);
   // Takes the oldest window node out, unless it was referenced (then it goes round again
   // and this returns false).
   bool leave_window(NodeHeader* node);
+  // Moves window overflow, oldest first, to the newest end of probation; returns the first
+  // node moved (the oldest candidate), or nullptr.
+  NodeHeader* spill_window();
   void advance_hand();
   void leave_protected(NodeHeader* node);
   void resize_window(std::uint64_t window_max);
