@@ -1,6 +1,6 @@
 #include "tiercache/detail/hazards.hpp"
 
-#include <memory>
+#include "tiercache/detail/lazy_chunks.hpp"
 
 namespace tiercache::detail {
 
@@ -15,10 +15,7 @@ struct Chunk {
 
 // Process-wide and never freed: a slot must outlive every cache and every handle. It holds
 // no cache data, only addresses that handles currently protect.
-struct Registry {
-  std::atomic<Chunk*> chunks[kMaxChunks] = {};
-  std::atomic<std::size_t> allocated{0};  // 1 + highest chunk index allocated
-};
+using Registry = LazyChunks<Chunk, kMaxChunks>;
 
 Registry& registry() {
   static auto* r = new Registry();
@@ -27,15 +24,11 @@ Registry& registry() {
 
 template <class F>
 void for_each_slot(F&& f) {
-  Registry& r = registry();
-  const std::size_t allocated = r.allocated.load(std::memory_order_acquire);
-  for (std::size_t c = 0; c < allocated; ++c) {
-    Chunk* chunk = r.chunks[c].load(std::memory_order_acquire);
-    if (chunk == nullptr) continue;
-    for (HazardRecord& record : chunk->records) {
+  registry().for_each([&](Chunk& chunk) {
+    for (HazardRecord& record : chunk.records) {
       for (auto& slot : record.slots) f(slot);
     }
-  }
+  });
 }
 
 }  // namespace
@@ -44,19 +37,7 @@ HazardRecord* allocate_hazard_record() {
   const std::size_t index = thread_index();
   const std::size_t c = index / kRecordsPerChunk;
   if (c >= kMaxChunks) return nullptr;
-  Registry& r = registry();
-  Chunk* chunk = r.chunks[c].load(std::memory_order_acquire);
-  if (chunk == nullptr) {
-    auto fresh = std::make_unique<Chunk>();
-    if (r.chunks[c].compare_exchange_strong(chunk, fresh.get(), std::memory_order_acq_rel)) {
-      chunk = fresh.release();
-    }
-    std::size_t allocated = r.allocated.load(std::memory_order_relaxed);
-    while (allocated < c + 1 &&
-           !r.allocated.compare_exchange_weak(allocated, c + 1, std::memory_order_acq_rel)) {
-    }
-  }
-  return &chunk->records[index % kRecordsPerChunk];
+  return &registry().at(c).records[index % kRecordsPerChunk];
 }
 
 void hazard_snapshot(std::vector<NodeHeader*>& out) {

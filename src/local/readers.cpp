@@ -88,26 +88,6 @@ void heavy_fence() {
 Readers::Readers()
     : fence_in_readers_(!asymmetric_fences_available()), overflow_(std::make_unique<Chunk>()) {}
 
-Readers::~Readers() {
-  for (auto& c : chunks_) delete c.load(std::memory_order_relaxed);
-}
-
-Readers::Chunk* Readers::allocate_chunk(std::size_t chunk) {
-  auto fresh = std::make_unique<Chunk>();
-  Chunk* expected = nullptr;
-  Chunk* result = fresh.get();
-  if (chunks_[chunk].compare_exchange_strong(expected, result, std::memory_order_acq_rel)) {
-    static_cast<void>(fresh.release());  // owned by chunks_ now
-  } else {
-    result = expected;  // another thread of this chunk won the race
-  }
-  std::size_t allocated = allocated_chunks_.load(std::memory_order_relaxed);
-  while (allocated < chunk + 1 && !allocated_chunks_.compare_exchange_weak(
-                                      allocated, chunk + 1, std::memory_order_acq_rel)) {
-  }
-  return result;
-}
-
 int Readers::try_advance(int steps) {
   // Make every reader's announcement visible (or its later loads see our unlinks).
   heavy_fence();

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "tiercache/detail/lazy_chunks.hpp"
 #include "tiercache/detail/node.hpp"
 
 namespace tiercache::detail {
@@ -102,7 +103,6 @@ class Readers {
   static constexpr std::size_t kOverflowRecords = kChunk;
 
   Readers();
-  ~Readers();
   Readers(const Readers&) = delete;
   Readers& operator=(const Readers&) = delete;
 
@@ -131,9 +131,7 @@ class Readers {
     bool shared = false;
     Chunk* c = nullptr;
     if (index < kMaxOwnedReaders) [[likely]] {
-      c = chunks_[index / kChunk].load(std::memory_order_acquire);
-      if (c == nullptr) [[unlikely]]
-        c = allocate_chunk(index / kChunk);
+      c = &chunks_.at(index / kChunk);
       r = &c->records[index % kChunk];
     } else {
       c = overflow_.get();
@@ -208,29 +206,23 @@ class Readers {
   };
   static constexpr std::size_t kChunks = kMaxOwnedReaders / kChunk;
 
-  Chunk* allocate_chunk(std::size_t chunk);
-
   // Visits every record ever used, in every allocated chunk and the overflow chunk.
   template <class F>
   void for_each_record(F&& f) const {
-    auto visit = [&](Chunk* chunk) {
-      std::uint64_t used = chunk->used.load(std::memory_order_acquire);
+    auto visit = [&](Chunk& chunk) {
+      std::uint64_t used = chunk.used.load(std::memory_order_acquire);
       while (used != 0) {
-        f(chunk->records[static_cast<std::size_t>(__builtin_ctzll(used))]);
+        f(chunk.records[static_cast<std::size_t>(__builtin_ctzll(used))]);
         used &= used - 1;
       }
     };
-    const std::size_t allocated = allocated_chunks_.load(std::memory_order_acquire);
-    for (std::size_t c = 0; c < allocated; ++c) {
-      if (Chunk* chunk = chunks_[c].load(std::memory_order_acquire)) visit(chunk);
-    }
-    visit(overflow_.get());
+    chunks_.for_each(visit);
+    visit(*overflow_);
   }
 
   const bool fence_in_readers_;
   alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{2};
-  std::atomic<std::size_t> allocated_chunks_{0};  // 1 + highest chunk index allocated
-  std::atomic<Chunk*> chunks_[kChunks] = {};
+  LazyChunks<Chunk, kChunks> chunks_;
   std::unique_ptr<Chunk> overflow_;
 };
 
