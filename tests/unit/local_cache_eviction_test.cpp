@@ -15,13 +15,6 @@ namespace {
 
 using ::testing::ElementsAre;
 
-// A cache user's access: a hit, or a miss followed by a put. Returns whether it hit.
-bool access(Cache& cache, int key) {
-  if (cache.get(key).found()) return true;
-  put(cache, key);
-  return false;
-}
-
 // A read whose note certainly reaches the policy (notes are lossy when a reader's ring is
 // full; cleanup() drains it).
 void use(Cache& cache, int key, int times) {
@@ -206,28 +199,12 @@ TEST(LruEviction, EvictsTheLeastRecentlyUsedExactly) {
 // which each hot key is used again every ~250 accesses: too far apart for recency alone.
 class ScanWorkload : public ::testing::Test {
  protected:
-  static constexpr int kHotKeys = 50;
-  static constexpr int kScanLength = 10'000;
-  static constexpr int kScanAccessesPerHotAccess = 4;
-  // Hot accesses in the second half of the scan, long after the scan has filled the cache.
-  static constexpr int kHotAccessesLate = kScanLength / 2 / kScanAccessesPerHotAccess;
+  static constexpr ScanWorkloadShape kShape = {
+      .hot_keys = 50, .scan_length = 10'000, .scan_accesses_per_hot_access = 4};
+  static constexpr int kHotAccessesLate = kShape.hot_accesses_late();
 
-  // Returns how many hot accesses hit in the second half of the scan.
   static int hot_hits_late_in_the_scan(Cache& cache) {
-    for (int round = 0; round < 5; ++round) {
-      for (int key = 0; key < kHotKeys; ++key) access(cache, key);
-    }
-    int hot_hits = 0;
-    int next_hot = 0;
-    for (int i = 0; i < kScanLength; ++i) {
-      access(cache, 1'000'000 + i);
-      if (i % kScanAccessesPerHotAccess == 0) {
-        const bool hit = access(cache, next_hot);
-        if (i >= kScanLength / 2 && hit) ++hot_hits;
-        next_hot = (next_hot + 1) % kHotKeys;
-      }
-    }
-    return hot_hits;
+    return test::hot_hits_late_in_the_scan(cache, kShape);
   }
 };
 

@@ -21,13 +21,6 @@ namespace {
 // Large enough for marking (kMarkingMinEntries is 4096).
 constexpr std::size_t kLargeBound = 10'000;
 
-// A cache user's access: a hit, or a miss followed by a put. Returns whether it hit.
-bool access(Cache& cache, int key) {
-  if (cache.get(key).found()) return true;
-  put(cache, key);
-  return false;
-}
-
 // ---- scan resistance -----------------------------------------------------------------------
 
 // A hot set of 2,000 keys in a cache of 10,000, then a one-pass scan of 64,000 new keys
@@ -35,29 +28,12 @@ bool access(Cache& cache, int key) {
 // recency alone (18,000 > 10,000), so only frequency keeps the hot set.
 class LargeScanWorkload : public ::testing::Test {
  protected:
-  static constexpr int kHotKeys = 2'000;
-  static constexpr int kScanLength = 64'000;
-  static constexpr int kScanAccessesPerHotAccess = 8;
-  static constexpr int kHotAccessesLate = kScanLength / 2 / kScanAccessesPerHotAccess;
+  static constexpr ScanWorkloadShape kShape = {
+      .hot_keys = 2'000, .scan_length = 64'000, .scan_accesses_per_hot_access = 8};
+  static constexpr int kHotAccessesLate = kShape.hot_accesses_late();
 
-  // Returns how many hot accesses hit in the second half of the scan. With `replace_hot`,
-  // every hot access that hits also replaces the value (a put of an existing key).
   static int hot_hits_late_in_the_scan(Cache& cache, bool replace_hot = false) {
-    for (int round = 0; round < 5; ++round) {
-      for (int key = 0; key < kHotKeys; ++key) access(cache, key);
-    }
-    int hot_hits = 0;
-    int next_hot = 0;
-    for (int i = 0; i < kScanLength; ++i) {
-      access(cache, 1'000'000 + i);
-      if (i % kScanAccessesPerHotAccess == 0) {
-        const bool hit = access(cache, next_hot);
-        if (hit && replace_hot) cache.put(next_hot, "replaced-" + std::to_string(i));
-        if (i >= kScanLength / 2 && hit) ++hot_hits;
-        next_hot = (next_hot + 1) % kHotKeys;
-      }
-    }
-    return hot_hits;
+    return test::hot_hits_late_in_the_scan(cache, kShape, replace_hot);
   }
 };
 

@@ -59,6 +59,45 @@ inline std::optional<std::string> lookup(Cache& cache, int key) {
 
 inline bool contains(Cache& cache, int key) { return cache.get(key).found(); }
 
+// A cache user's access: a hit, or a miss followed by a put. Returns whether it hit.
+inline bool access(Cache& cache, int key) {
+  if (cache.get(key).found()) return true;
+  put(cache, key);
+  return false;
+}
+
+// A scan workload: `hot_keys` keys used five times each, then a one-pass scan of
+// `scan_length` new keys during which the next hot key is used again every
+// `scan_accesses_per_hot_access` scan accesses.
+struct ScanWorkloadShape {
+  int hot_keys;
+  int scan_length;
+  int scan_accesses_per_hot_access;
+  // Hot accesses in the second half of the scan, long after the scan has filled the cache.
+  constexpr int hot_accesses_late() const { return scan_length / 2 / scan_accesses_per_hot_access; }
+};
+
+// Runs `shape` through `cache`; returns how many hot accesses hit in the second half of the
+// scan. With `replace_hot`, every hot access that hits also replaces the value.
+inline int hot_hits_late_in_the_scan(Cache& cache, const ScanWorkloadShape& shape,
+                                     bool replace_hot = false) {
+  for (int round = 0; round < 5; ++round) {
+    for (int key = 0; key < shape.hot_keys; ++key) access(cache, key);
+  }
+  int hot_hits = 0;
+  int next_hot = 0;
+  for (int i = 0; i < shape.scan_length; ++i) {
+    access(cache, 1'000'000 + i);
+    if (i % shape.scan_accesses_per_hot_access == 0) {
+      const bool hit = access(cache, next_hot);
+      if (hit && replace_hot) cache.put(next_hot, "replaced-" + std::to_string(i));
+      if (i >= shape.scan_length / 2 && hit) ++hot_hits;
+      next_hot = (next_hot + 1) % shape.hot_keys;
+    }
+  }
+  return hot_hits;
+}
+
 inline const char* to_string(RemovalCause cause) {
   switch (cause) {
     case RemovalCause::kSize:
