@@ -12,6 +12,8 @@ PACKAGES=(
   # examples, demo, tests
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   redis-server redis-tools openssl
+  # benchmarks: the hiredis baseline of the Redis client
+  libhiredis-dev
   # lint, fuzzing, sanitizers
   clang clang-format clang-tidy libclang-rt-14-dev
 )

@@ -8,4 +8,5 @@ set(TIERCACHE_SOURCES
   src/local/policy_tuner.cpp
   src/local/readers.cpp
   src/local/timer_wheel.cpp
+  src/redis/errors.cpp
 )
