@@ -2,9 +2,12 @@
 //
 // Readers call find() inside an EpochDomain guard and take no lock; every mutation
 // (insert, replace, remove, grow) happens under the cache's writer lock. Nodes are linked
-// at the head of their bucket with a release store, so a reader that sees a node sees it
+// at the tail of their bucket with a release store, so a reader that sees a node sees it
 // fully built. An unlinked node keeps its `chain` pointer, so a reader standing on it still
 // reaches the rest of the chain; it is freed only after a grace period (EpochDomain).
+//
+// Links carry a few bits of the linked node's hash (see Link in detail/node.hpp): a lookup
+// skips most nodes that cannot match without touching them.
 //
 // Growing relinks nodes in place. While that happens (`resize_seq_` odd) or if it happened
 // during a lookup, a reader that did not find its key reports a miss rather than waiting:
@@ -27,8 +30,8 @@ class HashTable {
   // A bucket array: `mask + 1` slots (a power of two).
   struct Buckets {
     std::size_t mask;
-    std::unique_ptr<std::atomic<NodeHeader*>[]> slots;
-    std::atomic<NodeHeader*>& slot(std::uint32_t hash) const { return slots[hash & mask]; }
+    std::unique_ptr<std::atomic<std::uintptr_t>[]> slots;  // Links
+    std::atomic<std::uintptr_t>& slot(std::uint32_t hash) const { return slots[hash & mask]; }
   };
 
   explicit HashTable(std::size_t expected_entries);
@@ -43,9 +46,11 @@ class HashTable {
     const std::uint64_t seq = resize_seq_.load(std::memory_order_acquire);
     if ((seq & 1) != 0) return nullptr;
     const Buckets* buckets = buckets_.load(std::memory_order_acquire);
-    for (NodeHeader* n = buckets->slot(hash).load(std::memory_order_acquire); n != nullptr;
-         n = n->chain.load(std::memory_order_acquire)) {
-      if (n->hash == hash && match(n)) return n;
+    const std::uintptr_t tag = link_tag(hash);
+    for (std::uintptr_t link = buckets->slot(hash).load(std::memory_order_acquire); link != 0;) {
+      NodeHeader* n = link_node(link);
+      if ((link & kLinkTagMask) == tag && n->hash == hash && match(n)) return n;
+      link = n->chain.load(std::memory_order_acquire);
     }
     return nullptr;
   }
@@ -54,9 +59,11 @@ class HashTable {
   template <class Match>
   NodeHeader* find_locked(std::uint32_t hash, Match&& match) const noexcept {
     const Buckets* buckets = buckets_.load(std::memory_order_relaxed);
-    for (NodeHeader* n = buckets->slot(hash).load(std::memory_order_relaxed); n != nullptr;
-         n = n->chain.load(std::memory_order_relaxed)) {
-      if (n->hash == hash && match(n)) return n;
+    const std::uintptr_t tag = link_tag(hash);
+    for (std::uintptr_t link = buckets->slot(hash).load(std::memory_order_relaxed); link != 0;) {
+      NodeHeader* n = link_node(link);
+      if ((link & kLinkTagMask) == tag && n->hash == hash && match(n)) return n;
+      link = n->chain.load(std::memory_order_relaxed);
     }
     return nullptr;
   }
@@ -74,8 +81,9 @@ class HashTable {
   void for_each(F&& f) const {
     const Buckets* buckets = buckets_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i <= buckets->mask; ++i) {
-      for (NodeHeader* n = buckets->slots[i].load(std::memory_order_relaxed); n != nullptr;) {
-        NodeHeader* next = n->chain.load(std::memory_order_relaxed);
+      for (NodeHeader* n = link_node(buckets->slots[i].load(std::memory_order_relaxed));
+           n != nullptr;) {
+        NodeHeader* next = link_node(n->chain.load(std::memory_order_relaxed));
         f(n);
         n = next;
       }
@@ -89,7 +97,8 @@ class HashTable {
 
  private:
   static std::unique_ptr<Buckets> make_buckets(std::size_t count);
-  std::atomic<NodeHeader*>* predecessor_slot(NodeHeader* node) const noexcept;
+  static std::atomic<std::uintptr_t>* tail_of(std::atomic<std::uintptr_t>& head) noexcept;
+  std::atomic<std::uintptr_t>* predecessor_slot(NodeHeader* node) const noexcept;
 
   std::atomic<Buckets*> buckets_;
   std::atomic<std::uint64_t> resize_seq_{0};

@@ -8,12 +8,13 @@
 //   refs            atomic; readers pin a node by incrementing it (see Cached<V>)
 //   clock           atomic; readers mark protected nodes referenced (see below)
 //   hash, flags     written before the node is published, immutable afterwards
-//   chain           atomic; next node in the hash bucket, written under the writer lock
+//   chain           atomic; next node in the hash bucket (a Link), written under the writer lock
 //   everything else policy state, read and written only under the writer lock
 
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace tiercache::detail {
@@ -44,8 +45,8 @@ struct NodeHeader {
   // reader to hit it flips it to kReferenced (and leaves no note); kReferenced -> readers
   // do nothing. The policy gives referenced nodes a second chance instead of demoting them.
   std::atomic<std::uint8_t> clock{0};
-  // Next node in the same hash bucket.
-  std::atomic<NodeHeader*> chain{nullptr};
+  // Next node in the same hash bucket, as a Link (below).
+  std::atomic<std::uintptr_t> chain{0};
 
   static constexpr std::uint8_t kNegative = 1;  // a "known absent" entry, no value stored
   static constexpr std::uint8_t kTimed = 2;     // preceded in memory by TimerLinks
@@ -56,6 +57,23 @@ struct NodeHeader {
   bool negative() const { return (flags & kNegative) != 0; }
   bool timed() const { return (flags & kTimed) != 0; }
 };
+
+// A hash-table link: a node's address with a few bits of its hash in the low bits its
+// alignment leaves free. A lookup compares the tag before it dereferences the link, so it
+// touches (on average) one node in 2^kLinkTagBits that does not hold its key, instead of
+// every one: on a large cache each such touch is a cache miss. 0 is the null link.
+inline constexpr unsigned kLinkTagBits = 3;
+inline constexpr std::uintptr_t kLinkTagMask = (std::uintptr_t{1} << kLinkTagBits) - 1;
+static_assert(alignof(NodeHeader) >= (1u << kLinkTagBits), "the link tag needs the low bits");
+
+// The tag of a hash: its top bits (the bucket index uses the low ones).
+inline constexpr std::uintptr_t link_tag(std::uint32_t hash) { return hash >> (32 - kLinkTagBits); }
+inline std::uintptr_t make_link(NodeHeader* node) {
+  return node == nullptr ? 0 : reinterpret_cast<std::uintptr_t>(node) | link_tag(node->hash);
+}
+inline NodeHeader* link_node(std::uintptr_t link) {
+  return reinterpret_cast<NodeHeader*>(link & ~kLinkTagMask);
+}
 
 // Present in front of the header of entries that expire. Offset from the header is
 // TimerLinks::kOffset for every node type (LocalCache checks alignment statically).
