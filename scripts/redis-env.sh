@@ -20,14 +20,39 @@
 #     port   the port the server listens on
 #
 # Variables exported for the tests:
-#   TIERCACHE_TEST_REDIS_URL   redis://127.0.0.1:PORT (the standalone server)
+#   TIERCACHE_TEST_REDIS_URL   redis://127.0.0.1:PORT (the standalone server, no auth, no TLS)
+#
+#   The `tls` server: TLS only (no plaintext port), client certificates REQUIRED. Its PKI is
+#   made at each start in <run dir>/tls/pki (EC P-256 keys, valid 30 days):
+#   TIERCACHE_TEST_REDIS_TLS_URL         rediss://127.0.0.1:PORT
+#   TIERCACHE_TEST_REDIS_TLS_CA          the test CA's certificate (PEM); it signed the server's
+#                                        certificate (subjectAltName IP:127.0.0.1, DNS:localhost)
+#   TIERCACHE_TEST_REDIS_TLS_CERT        a client certificate signed by that CA (PEM) ...
+#   TIERCACHE_TEST_REDIS_TLS_KEY         ... and its private key (PEM, unencrypted)
+#   TIERCACHE_TEST_REDIS_TLS_OTHER_CA    an unrelated CA: trusting it instead of _TLS_CA must make
+#                                        the server's certificate fail verification
+#   TIERCACHE_TEST_REDIS_TLS_OTHER_CERT  a client certificate signed by the other CA, which the
+#   TIERCACHE_TEST_REDIS_TLS_OTHER_KEY   server must reject; and its key
+#   e.g. redis-cli -p PORT --tls --cacert "$TIERCACHE_TEST_REDIS_TLS_CA" \
+#          --cert "$TIERCACHE_TEST_REDIS_TLS_CERT" --key "$TIERCACHE_TEST_REDIS_TLS_KEY" ping
+#
+#   The `acl` server: plaintext, ACL users (passwords are random hex, new at each start):
+#   TIERCACHE_TEST_REDIS_ACL_URL             redis://127.0.0.1:PORT (no credentials in it)
+#   TIERCACHE_TEST_REDIS_ACL_USER            `tiercache`: only keys and channels that start with
+#                                            the prefix; every command but the @dangerous ones
+#   TIERCACHE_TEST_REDIS_ACL_PASSWORD        its password (HELLO 3 AUTH user password works)
+#   TIERCACHE_TEST_REDIS_ACL_ADMIN_PASSWORD  the password of the `default` user (full access)
+#   TIERCACHE_TEST_REDIS_ACL_PREFIX          tc:
+#   Both users are in <run dir>/acl/users.acl (as SHA-256 hashes), not on the command line.
+#
+# The env file holds passwords: it is written readable by its owner only.
 #
 # Adding a server (TLS, ACL, cluster...): write a function `server_<name>` that calls
 # `launch_redis <name> [redis-server args...]` and then `add_env VAR value` with what it needs
 # ($LAUNCHED_PORT is the port it got), and add <name> to SERVERS below.
 set -euo pipefail
 
-readonly SERVERS=(standalone)
+readonly SERVERS=(standalone tls acl)
 
 STATE_DIR="${TIERCACHE_REDIS_ENV_DIR:-/tmp/tiercache-redis-env}"
 readonly STATE_DIR
@@ -38,6 +63,11 @@ readonly PORT_MAX="${TIERCACHE_REDIS_PORT_MAX:-60000}"
 readonly START_DEADLINE_SECONDS=10
 readonly STOP_DEADLINE_SECONDS=10
 readonly POLL_INTERVAL=0.05
+# The test certificates of the `tls` server are made at each start; 30 days outlives any run.
+readonly TLS_CERT_DAYS=30
+# The restricted user of the `acl` server, and the key/channel prefix it may use.
+readonly ACL_USER=tiercache
+readonly ACL_PREFIX=tc:
 
 log() { echo "redis-env: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -185,6 +215,75 @@ $(tail -n 20 "$dir/redis.log")"
 $(tail -n 20 "$dir/redis.log")"
 }
 
+# Prints $1 random bytes as hex.
+random_hex() {
+  od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# make_ca DIR NAME: a self-signed CA, DIR/NAME.key + DIR/NAME.crt.
+make_ca() {
+  local dir="$1" name="$2"
+  openssl req -x509 -new -config "$dir/openssl.cnf" -extensions ca_ext \
+    -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days "$TLS_CERT_DAYS" \
+    -subj "/O=tiercache tests/CN=tiercache test $name" \
+    -keyout "$dir/$name.key" -out "$dir/$name.crt"
+}
+
+# make_leaf DIR CA NAME EXTENSIONS: a key and a certificate signed by CA (DIR/CA.crt/.key),
+# DIR/NAME.key + DIR/NAME.crt, with the extensions of section EXTENSIONS of openssl.cnf.
+# (`req -CA` makes key and certificate in one process; it needs OpenSSL 3.)
+make_leaf() {
+  local dir="$1" ca="$2" name="$3" extensions="$4"
+  openssl req -x509 -new -config "$dir/openssl.cnf" -extensions "$extensions" \
+    -CA "$dir/$ca.crt" -CAkey "$dir/$ca.key" \
+    -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days "$TLS_CERT_DAYS" \
+    -subj "/O=tiercache tests/CN=tiercache test $name" \
+    -keyout "$dir/$name.key" -out "$dir/$name.crt"
+}
+
+# make_test_pki DIR: the files of the `tls` server (see the header of this file):
+#   ca.crt/.key            the test CA
+#   server.crt/.key        signed by ca; subjectAltName IP:127.0.0.1, DNS:localhost
+#   client.crt/.key        signed by ca
+#   other-ca.crt/.key      an unrelated CA
+#   other-client.crt/.key  signed by other-ca
+# A private openssl.cnf, so the system's configuration adds nothing to the certificates.
+# Callers check the status (set -e does not apply in a `||` list), and find openssl's messages
+# in its stderr.
+make_test_pki() {
+  local dir="$1"
+  mkdir -p "$dir"
+  cat >"$dir/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = req_dn
+prompt = no
+[req_dn]
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+  make_ca "$dir" ca &&
+    make_leaf "$dir" ca server server_ext &&
+    make_leaf "$dir" ca client client_ext &&
+    make_ca "$dir" other-ca &&
+    make_leaf "$dir" other-ca other-client client_ext &&
+    chmod 600 "$dir"/*.key
+}
+
 # The servers. One function per entry of SERVERS.
 server_standalone() {
   REDIS_CLI_ARGS=()
@@ -192,12 +291,61 @@ server_standalone() {
   add_env TIERCACHE_TEST_REDIS_URL "redis://127.0.0.1:$LAUNCHED_PORT"
 }
 
+server_tls() {
+  command -v openssl >/dev/null || die "openssl not found (run scripts/setup.sh)"
+  local pki="$RUN_DIR/tls/pki"
+  mkdir -p "$RUN_DIR/tls"
+  make_test_pki "$pki" 2>"$RUN_DIR/tls/openssl.log" ||
+    die "tls: could not make the test certificates in $pki; openssl said:
+$(tail -n 20 "$RUN_DIR/tls/openssl.log")"
+  REDIS_CLI_ARGS=(--tls --cacert "$pki/ca.crt" --cert "$pki/client.crt" --key "$pki/client.key")
+  launch_redis tls --port 0 --tls-port '{PORT}' \
+    --tls-cert-file "$pki/server.crt" --tls-key-file "$pki/server.key" \
+    --tls-ca-cert-file "$pki/ca.crt" --tls-auth-clients yes
+  REDIS_CLI_ARGS=()
+  add_env TIERCACHE_TEST_REDIS_TLS_URL "rediss://127.0.0.1:$LAUNCHED_PORT"
+  add_env TIERCACHE_TEST_REDIS_TLS_CA "$pki/ca.crt"
+  add_env TIERCACHE_TEST_REDIS_TLS_CERT "$pki/client.crt"
+  add_env TIERCACHE_TEST_REDIS_TLS_KEY "$pki/client.key"
+  add_env TIERCACHE_TEST_REDIS_TLS_OTHER_CA "$pki/other-ca.crt"
+  add_env TIERCACHE_TEST_REDIS_TLS_OTHER_CERT "$pki/other-client.crt"
+  add_env TIERCACHE_TEST_REDIS_TLS_OTHER_KEY "$pki/other-client.key"
+}
+
+# The users are in an ACL file (mode 600), so the passwords are not on redis-server's command
+# line; redis-cli gets the admin password through REDISCLI_AUTH, not its arguments.
+server_acl() {
+  local dir="$RUN_DIR/acl" admin_password user_password admin_hash user_hash
+  admin_password="$(random_hex 16)"
+  user_password="$(random_hex 16)"
+  admin_hash="$(printf '%s' "$admin_password" | sha256sum | cut -d' ' -f1)"
+  user_hash="$(printf '%s' "$user_password" | sha256sum | cut -d' ' -f1)"
+  mkdir -p "$dir"
+  (
+    umask 077
+    cat >"$dir/users.acl" <<EOF
+user default on #$admin_hash ~* &* +@all
+user $ACL_USER on #$user_hash ~$ACL_PREFIX* &$ACL_PREFIX* +@all -@dangerous
+EOF
+  )
+  REDIS_CLI_ARGS=()
+  REDISCLI_AUTH="$admin_password" launch_redis acl --aclfile "$dir/users.acl"
+  add_env TIERCACHE_TEST_REDIS_ACL_URL "redis://127.0.0.1:$LAUNCHED_PORT"
+  add_env TIERCACHE_TEST_REDIS_ACL_USER "$ACL_USER"
+  add_env TIERCACHE_TEST_REDIS_ACL_PASSWORD "$user_password"
+  add_env TIERCACHE_TEST_REDIS_ACL_ADMIN_PASSWORD "$admin_password"
+  add_env TIERCACHE_TEST_REDIS_ACL_PREFIX "$ACL_PREFIX"
+}
+
 write_env() {
   local tmp="$STATE_DIR/env.tmp.$$"
-  {
-    echo "# tiercache test servers, started by scripts/redis-env.sh (run dir $RUN_DIR)"
-    printf '%s\n' "${ENV_LINES[@]}"
-  } >"$tmp"
+  (
+    umask 077 # it holds passwords
+    {
+      echo "# tiercache test servers, started by scripts/redis-env.sh (run dir $RUN_DIR)"
+      printf '%s\n' "${ENV_LINES[@]}"
+    } >"$tmp"
+  )
   cp "$tmp" "$RUN_DIR/env"
   mv "$tmp" "$STATE_DIR/env"
 }

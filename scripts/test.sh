@@ -5,9 +5,12 @@
 #   2. build/       RelWithDebInfo, -Werror, everything; all tests (Redis servers running)
 #   3. build-asan/  ASan+UBSan; all tests except the `install` one
 #   4. build-tsan/  TSan; the tests labelled `concurrency`
+#   5. build-fuzz/  clang + libFuzzer + ASan/UBSan; each fuzz target for a bounded time on a
+#                   copy of its seed corpus (skipped when clang++ is missing)
 #
 # Environment:
-#   TIERCACHE_SKIP_SANITIZERS=1   skip phases 3 and 4 (quick local runs; CI runs them)
+#   TIERCACHE_SKIP_SANITIZERS=1   skip phases 3, 4 and 5 (quick local runs; CI runs them)
+#   TIERCACHE_FUZZ_SECONDS        seconds per fuzz target in phase 5 (default 60; 0 skips them)
 #   TIERCACHE_SKIP_SETUP=1        skip phase 1
 #   CTEST_PARALLEL_LEVEL          ctest parallelism (default: serial)
 #   CMAKE_BUILD_PARALLEL_LEVEL    build parallelism (default: nproc)
@@ -57,6 +60,7 @@ on_exit() {
   fi
   bash "$repo/scripts/redis-env.sh" stop
   rm -rf "$redis_state_dir"
+  if [[ -n "${fuzz_work_dir:-}" ]]; then rm -rf "$fuzz_work_dir"; fi
   if ((${#timings[@]} > 0)); then
     echo
     printf '%s\n' "${timings[@]}"
@@ -183,6 +187,67 @@ else
   export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
   # shellcheck disable=SC2086
   $launcher ctest --test-dir build-tsan --output-on-failure --no-tests=ignore -L concurrency
+  phase_end
+fi
+
+# ---- fuzzing: libFuzzer targets of fuzz/, each for a bounded time ----------------------------
+# Runs fuzzer $1 (tiercache_fuzz_$1) on a copy of fuzz/corpus/$1 with dictionary $2 (optional)
+# in a temporary directory, so that the corpus it grows and any crash input stay out of the
+# repository. A crash, leak, sanitizer report or timeout fails the script; the input that
+# caused it is printed (hex) since the directory is removed on exit.
+run_fuzzer() {
+  local name="$1" dict="${2:-}" dir="$fuzz_work_dir/$1"
+  mkdir -p "$dir/corpus" "$dir/artifacts"
+  cp -R "$repo/fuzz/corpus/$name/." "$dir/corpus/"
+  local args=(-max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048
+    -print_final_stats=1 -artifact_prefix="$dir/artifacts/")
+  if [[ -n "$dict" ]]; then args+=(-dict="$repo/$dict"); fi
+  # libFuzzer's progress goes to a log; its summary, or the whole report on failure, is shown.
+  # shellcheck disable=SC2086  # $launcher is empty or a command prefix
+  if ! (cd "$dir" && $launcher "$repo/build-fuzz/fuzz/tiercache_fuzz_$name" "${args[@]}" corpus \
+    >"$dir/log" 2>&1); then
+    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)[[:space:]]' "$dir/log" | tail -n 150 >&2
+    echo "test.sh: fuzzer $name failed; the inputs it saved:" >&2
+    local artifact
+    for artifact in "$dir"/artifacts/*; do
+      [[ -e "$artifact" ]] || continue
+      echo "--- $(basename "$artifact") ($(wc -c <"$artifact") bytes):" >&2
+      od -A d -t x1z -v "$artifact" | head -n 64 >&2
+    done
+    return 1
+  fi
+  grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)[[:space:]]|Done |stat::)' "$dir/log"
+}
+
+fuzz_seconds="${TIERCACHE_FUZZ_SECONDS:-60}"
+if [[ "$skip_sanitizers" == 1 || "$fuzz_seconds" == 0 ]]; then
+  echo "==== test.sh: fuzz phases skipped"
+elif ! command -v clang++ >/dev/null; then
+  echo "==== test.sh: fuzz phases skipped: clang++ is not installed (scripts/setup.sh installs it)"
+else
+  phase_begin "build (libFuzzer)"
+  # Only the fuzz targets: they compile the library sources they exercise themselves.
+  cmake -S "$repo" -B build-fuzz \
+    -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DTIERCACHE_WERROR=ON \
+    -DTIERCACHE_SANITIZE= \
+    -DTIERCACHE_BUILD_FUZZ=ON \
+    -DTIERCACHE_BUILD_TESTS=OFF \
+    -DTIERCACHE_BUILD_TOOLS=OFF \
+    -DTIERCACHE_BUILD_BENCH=OFF \
+    -DTIERCACHE_BUILD_EXAMPLES=OFF \
+    -DTIERCACHE_INSTALL=OFF
+  cmake --build build-fuzz -j "$jobs" --target tiercache_fuzz_resp_parser tiercache_fuzz_url
+  phase_end
+
+  phase_begin "fuzz (libFuzzer, ${fuzz_seconds} s per target)"
+  launcher="$(sanitizer_launcher clang++ "-fsanitize=address,undefined")"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+  fuzz_work_dir="$(mktemp -d "${TMPDIR:-/tmp}/tiercache-fuzz.XXXXXX")"
+  run_fuzzer resp_parser fuzz/resp.dict
+  run_fuzzer url fuzz/url.dict
   phase_end
 fi
 

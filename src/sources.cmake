@@ -8,5 +8,12 @@ set(TIERCACHE_SOURCES
   src/local/policy_tuner.cpp
   src/local/readers.cpp
   src/local/timer_wheel.cpp
+  src/redis/client.cpp
+  src/redis/command.cpp
+  src/redis/config.cpp
+  src/redis/connection.cpp
   src/redis/errors.cpp
+  src/redis/reply.cpp
+  src/redis/resp_parser.cpp
+  src/redis/subscriber.cpp
 )

@@ -1,0 +1,193 @@
+// A request on its way through a connection, and the adapters that complete it through
+// an Asio completion handler or a blocking wait. Internal: not part of the public API.
+//
+// Ownership and threads: a PendingRequest is created by the calling thread, handed to the
+// connection (std::shared_ptr), and from then on its fields are touched only on the
+// connection's strand. complete() is called exactly once: on the strand, or on the calling
+// thread if the connection refuses the request outright (closed, queue full). It must not
+// block and must not throw.
+
+#pragma once
+
+#include <asio/associated_executor.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/prefer.hpp>
+#include <asio/system_executor.hpp>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "tiercache/redis/errors.hpp"
+#include "tiercache/redis/reply.hpp"
+
+namespace tiercache::redis::detail {
+
+using RequestClock = std::chrono::steady_clock;
+
+class PendingRequest {
+ public:
+  PendingRequest(std::string payload, std::size_t commands, RequestClock::time_point deadline)
+      : payload(std::move(payload)), commands(commands), deadline(deadline) {}
+  virtual ~PendingRequest() = default;
+  PendingRequest(const PendingRequest&) = delete;
+  PendingRequest& operator=(const PendingRequest&) = delete;
+
+  // Delivers the outcome: `commands` replies in order, or why there are none.
+  virtual void complete(Result<std::vector<Reply>> result) noexcept = 0;
+
+  // The encoded commands (RESP arrays), written as is.
+  std::string payload;
+  // How many replies complete the request.
+  std::size_t commands;
+  // When the caller stops waiting: the request fails with kTimeout (or kConnection when it
+  // could not even be written because the server is unreachable).
+  RequestClock::time_point deadline;
+
+  // Connection state (strand only).
+  std::vector<Reply> replies;
+  bool written = false;
+  bool finished = false;              // complete() was called
+  bool internal = false;              // sent by the connection itself (handshake, health PING)
+  std::size_t heap_index = SIZE_MAX;  // position in the connection's deadline heap
+};
+
+// A single command's outcome: its reply, with an error reply turned into kServerError.
+inline Result<Reply> single_reply(Result<std::vector<Reply>> result) {
+  if (!result.ok()) return std::move(result).error();
+  std::vector<Reply>& replies = result.value();
+  if (replies.empty()) return make_error(Errc::kProtocol, "no reply");
+  Reply& reply = replies.front();
+  if (reply.is_error()) return make_error(Errc::kServerError, std::move(reply.string));
+  return std::move(reply);
+}
+
+// Completes through an Asio handler of signature void(Result<T>), T = Reply (single command:
+// kSingle) or std::vector<Reply>. A handler with an associated executor (a strand, a
+// coroutine's executor, ...) runs there, and that executor is kept busy (outstanding work)
+// while the request waits. A handler without one (a plain callback, asio::use_future) runs
+// directly on the connection's I/O thread when the reply arrives: no extra hop. complete()
+// is never called from inside the initiating function (refusals are posted).
+template <class Handler, class Executor, bool kSingle>
+class HandlerRequest final : public PendingRequest {
+  // Handlers that did not choose an executor: the probe executor comes back.
+  static constexpr bool kInline =
+      std::is_same_v<asio::associated_executor_t<Handler, asio::system_executor>,
+                     asio::system_executor>;
+  using Work = std::decay_t<decltype(asio::prefer(
+      std::declval<asio::associated_executor_t<Handler, Executor>>(),
+      asio::execution::outstanding_work.tracked))>;
+
+ public:
+  HandlerRequest(std::string payload, std::size_t commands, RequestClock::time_point deadline,
+                 Handler handler, const Executor& fallback)
+      : PendingRequest(std::move(payload), commands, deadline),
+        handler_(std::move(handler)),
+        work_(make_work(handler_, fallback)) {}
+
+  void complete(Result<std::vector<Reply>> result) noexcept override {
+    auto outcome = [&] {
+      if constexpr (kSingle) {
+        return single_reply(std::move(result));
+      } else {
+        return std::move(result);
+      }
+    }();
+    if constexpr (kInline) {
+      std::move(handler_)(std::move(outcome));
+    } else {
+      auto work = std::move(work_);
+      asio::dispatch(work, [h = std::move(handler_), r = std::move(outcome)]() mutable {
+        std::move(h)(std::move(r));
+      });
+    }
+  }
+
+ private:
+  static auto make_work(const Handler& handler, const Executor& fallback) {
+    if constexpr (kInline) {
+      return std::monostate{};
+    } else {
+      return asio::prefer(asio::get_associated_executor(handler, fallback),
+                          asio::execution::outstanding_work.tracked);
+    }
+  }
+
+  Handler handler_;
+  std::conditional_t<kInline, std::monostate, Work> work_;
+};
+
+// Completes through a plain callback, on the strand (the connection's own requests).
+class CallbackRequest final : public PendingRequest {
+ public:
+  using Callback = std::function<void(Result<std::vector<Reply>>)>;
+  CallbackRequest(std::string payload, std::size_t commands, RequestClock::time_point deadline,
+                  Callback callback)
+      : PendingRequest(std::move(payload), commands, deadline), callback_(std::move(callback)) {
+    internal = true;
+  }
+  void complete(Result<std::vector<Reply>> result) noexcept override {
+    auto callback = std::move(callback_);
+    callback(std::move(result));
+  }
+
+ private:
+  Callback callback_;
+};
+
+// Completes a blocking call: the caller waits on wait_until(); whichever comes first, the
+// outcome or the caller's own deadline, decides (the connection enforces the deadline too;
+// the caller's wait is a backstop, e.g. for an io_context nobody runs). The caller spins
+// briefly before it sleeps, and complete() takes the lock and wakes it only if it sleeps.
+class SyncRequest final : public PendingRequest {
+ public:
+  using PendingRequest::PendingRequest;
+
+  void complete(Result<std::vector<Reply>> result) noexcept override {
+    result_.emplace(std::move(result));
+    if (state_.exchange(kDone, std::memory_order_acq_rel) == kSleeping) {
+      std::lock_guard lock(mutex_);
+      done_.notify_one();
+    }
+  }
+
+  // The outcome, or a kTimeout error if none arrived by `until`.
+  Result<std::vector<Reply>> wait_until(RequestClock::time_point until) {
+    for (int i = 0; i < kSpins; ++i) {
+      if (state_.load(std::memory_order_acquire) == kDone) return std::move(*result_);
+    }
+    std::unique_lock lock(mutex_);
+    int expected = kWaiting;
+    if (state_.compare_exchange_strong(expected, kSleeping, std::memory_order_acq_rel)) {
+      const bool done = done_.wait_until(
+          lock, until, [&] { return state_.load(std::memory_order_acquire) == kDone; });
+      if (!done) {
+        return make_error(Errc::kTimeout, "no reply by the deadline (is the io_context running?)");
+      }
+    }
+    return std::move(*result_);
+  }
+
+ private:
+  static constexpr int kWaiting = 0, kSleeping = 1, kDone = 2;
+  // Polls of the state before sleeping: a few microseconds, enough for a reply already on
+  // its way, not enough to steal a core from the I/O thread for a whole round trip.
+  static constexpr int kSpins = 256;
+
+  std::atomic<int> state_{kWaiting};
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::optional<Result<std::vector<Reply>>> result_;  // written before state_ becomes kDone
+};
+
+}  // namespace tiercache::redis::detail

@@ -1,0 +1,273 @@
+// Subscriber: a Connection in subscriber mode, plus a dispatcher thread.
+//
+// Threads: the I/O thread runs the connection; its push handler turns pushes into queue
+// items (messages and events) under `mutex_` and never waits. The dispatcher thread pops
+// items and calls the user's handlers without holding the lock. The set of subscriptions
+// (`channels_`, `patterns_`, `shard_channels_`) is changed by the subscribe calls under
+// `mutex_` and read by the ready hook (I/O thread) to subscribe again after a reconnection.
+
+#include "tiercache/redis/subscriber.hpp"
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <variant>
+
+#include "redis/connection.hpp"
+#include "tiercache/redis/command.hpp"
+
+namespace tiercache::redis {
+
+class Subscriber::Impl {
+ public:
+  Impl(ClientConfig config, MessageHandler on_message, EventHandler on_event,
+       SubscriberOptions options)
+      : config_(std::move(config)),
+        options_(options),
+        on_message_(std::move(on_message)),
+        on_event_(std::move(on_event)) {}
+
+  void start(const std::shared_ptr<Impl>& self) {
+    std::shared_ptr<asio::ssl::context> tls;
+    if (config_.use_tls) {
+      Result<std::shared_ptr<asio::ssl::context>> made = detail::make_tls_context(config_);
+      if (!made.ok()) {
+        config_error_ = std::move(made).error();
+      } else {
+        tls = std::move(made.value());
+      }
+    }
+    std::random_device random;
+    connection_ = std::make_shared<detail::Connection>(io_, config_, tls,
+                                                       (std::uint64_t{random()} << 32) ^ random());
+    connection_->set_subscriber_mode();
+    std::weak_ptr<Impl> weak = self;
+    connection_->set_push_handler([weak](Reply&& reply) {
+      if (auto impl = weak.lock()) impl->on_push(std::move(reply));
+    });
+    connection_->set_ready_hook([weak](bool reconnect) {
+      auto impl = weak.lock();
+      return impl ? impl->on_ready(reconnect) : std::string();
+    });
+    if (!config_error_) connection_->start();
+    work_.emplace(io_.get_executor());
+    io_thread_ = std::thread([this] { io_.run(); });
+    dispatcher_ = std::thread([this] { dispatch(); });
+  }
+
+  void stop() {
+    connection_->close();
+    work_.reset();
+    if (io_thread_.joinable()) io_thread_.join();
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (dispatcher_.joinable()) dispatcher_.join();
+  }
+
+  enum class Set { kChannels, kPatterns, kShardChannels };
+
+  Result<void> change(Set set, bool add, const std::vector<std::string>& names) {
+    if (config_error_) return *config_error_;
+    if (names.empty()) return {};
+    static constexpr std::string_view kCommands[2][3] = {
+        {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"}, {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"}};
+    Request request;
+    request.push_range(kCommands[add ? 1 : 0][static_cast<int>(set)], names);
+    {
+      std::lock_guard lock(mutex_);
+      std::set<std::string>& target = set_of(set);
+      for (const std::string& name : names) {
+        if (add) {
+          target.insert(name);
+        } else {
+          target.erase(name);
+        }
+      }
+    }
+    // Commands of a subscribed connection get their answers as pushes: no reply to wait for.
+    const auto deadline = detail::RequestClock::now() + options_.command_timeout;
+    auto pending =
+        std::make_shared<detail::SyncRequest>(std::string(request.payload()), 0, deadline);
+    connection_->submit(pending);
+    Result<std::vector<Reply>> written =
+        pending->wait_until(deadline + std::chrono::milliseconds(250));
+    if (!written.ok()) return std::move(written).error();
+    return {};
+  }
+
+  bool connected() const { return connection_->ready(); }
+
+  SubscriberStats stats() const {
+    std::lock_guard lock(mutex_);
+    SubscriberStats s = stats_;
+    s.connects = connection_->counters().connects.load(std::memory_order_relaxed);
+    return s;
+  }
+
+ private:
+  using Item = std::variant<PubSubMessage, PubSubEvent>;
+
+  std::set<std::string>& set_of(Set set) {
+    switch (set) {
+      case Set::kChannels:
+        return channels_;
+      case Set::kPatterns:
+        return patterns_;
+      case Set::kShardChannels:
+        return shard_channels_;
+    }
+    return channels_;
+  }
+
+  // I/O thread: the commands that restore the subscriptions; a gap after a reconnection.
+  std::string on_ready(bool reconnect) {
+    std::lock_guard lock(mutex_);
+    Request request;
+    if (!channels_.empty()) request.push_range("SUBSCRIBE", channels_);
+    if (!patterns_.empty()) request.push_range("PSUBSCRIBE", patterns_);
+    if (!shard_channels_.empty()) request.push_range("SSUBSCRIBE", shard_channels_);
+    if (reconnect) {
+      push_locked(PubSubEvent{PubSubEvent::Kind::kGap,
+                              {},
+                              "reconnected: messages published while disconnected are lost"});
+      ++stats_.gaps;
+    }
+    return std::string(request.payload());
+  }
+
+  // I/O thread: classifies a push and queues it. Never blocks.
+  void on_push(Reply&& reply) {
+    if (reply.is_error()) {
+      enqueue(PubSubEvent{PubSubEvent::Kind::kError, {}, std::move(reply.string)});
+      return;
+    }
+    if (reply.elements.size() < 2 || !reply.elements[0].is_string()) return;  // not pub/sub
+    std::vector<Reply>& e = reply.elements;
+    const std::string& kind = e[0].string;
+    auto text = [&](std::size_t i) {
+      return i < e.size() ? std::move(e[i].string) : std::string();
+    };
+    if (kind == "message" && e.size() == 3) {
+      enqueue(PubSubMessage{PubSubMessage::Kind::kMessage, {}, text(1), text(2)});
+    } else if (kind == "smessage" && e.size() == 3) {
+      enqueue(PubSubMessage{PubSubMessage::Kind::kSharded, {}, text(1), text(2)});
+    } else if (kind == "pmessage" && e.size() == 4) {
+      enqueue(PubSubMessage{PubSubMessage::Kind::kPattern, text(1), text(2), text(3)});
+    } else if (kind == "subscribe" || kind == "psubscribe" || kind == "ssubscribe") {
+      enqueue(PubSubEvent{PubSubEvent::Kind::kSubscribed, text(1), {}});
+    } else if (kind == "unsubscribe" || kind == "punsubscribe" || kind == "sunsubscribe") {
+      enqueue(PubSubEvent{PubSubEvent::Kind::kUnsubscribed, text(1), {}});
+    }
+  }
+
+  void enqueue(Item item) {
+    {
+      std::lock_guard lock(mutex_);
+      const bool is_message = std::holds_alternative<PubSubMessage>(item);
+      if (is_message && queue_.size() >= options_.max_queued_messages) {
+        ++stats_.dropped;
+        ++dropped_since_gap_;
+        return;
+      }
+      if (is_message && dropped_since_gap_ > 0) {
+        // The queue has room again: say what was lost, before what comes next.
+        push_locked(PubSubEvent{
+            PubSubEvent::Kind::kGap,
+            {},
+            std::to_string(dropped_since_gap_) + " messages dropped: the handler was too slow"});
+        ++stats_.gaps;
+        dropped_since_gap_ = 0;
+      }
+      queue_.push_back(std::move(item));
+    }
+    wake_.notify_one();
+  }
+
+  void push_locked(PubSubEvent event) {
+    queue_.emplace_back(std::move(event));
+    wake_.notify_one();
+  }
+
+  // Dispatcher thread.
+  void dispatch() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      Item item = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      if (auto* message = std::get_if<PubSubMessage>(&item)) {
+        if (on_message_) on_message_(std::move(*message));
+        lock.lock();
+        ++stats_.messages;
+      } else {
+        if (on_event_) on_event_(std::get<PubSubEvent>(std::move(item)));
+        lock.lock();
+      }
+    }
+  }
+
+  const ClientConfig config_;
+  const SubscriberOptions options_;
+  MessageHandler on_message_;
+  EventHandler on_event_;
+  std::optional<Error> config_error_;
+  asio::io_context io_{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::shared_ptr<detail::Connection> connection_;
+  std::thread io_thread_;
+  std::thread dispatcher_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  std::uint64_t dropped_since_gap_ = 0;
+  SubscriberStats stats_;
+  std::set<std::string> channels_;
+  std::set<std::string> patterns_;
+  std::set<std::string> shard_channels_;
+};
+
+Subscriber::Subscriber(ClientConfig config, MessageHandler on_message, EventHandler on_event,
+                       SubscriberOptions options)
+    : impl_(std::make_shared<Impl>(std::move(config), std::move(on_message), std::move(on_event),
+                                   options)) {
+  impl_->start(impl_);
+}
+
+Subscriber::~Subscriber() { impl_->stop(); }
+
+Result<void> Subscriber::subscribe(const std::vector<std::string>& channels) {
+  return impl_->change(Impl::Set::kChannels, true, channels);
+}
+Result<void> Subscriber::psubscribe(const std::vector<std::string>& patterns) {
+  return impl_->change(Impl::Set::kPatterns, true, patterns);
+}
+Result<void> Subscriber::ssubscribe(const std::vector<std::string>& channels) {
+  return impl_->change(Impl::Set::kShardChannels, true, channels);
+}
+Result<void> Subscriber::unsubscribe(const std::vector<std::string>& channels) {
+  return impl_->change(Impl::Set::kChannels, false, channels);
+}
+Result<void> Subscriber::punsubscribe(const std::vector<std::string>& patterns) {
+  return impl_->change(Impl::Set::kPatterns, false, patterns);
+}
+Result<void> Subscriber::sunsubscribe(const std::vector<std::string>& channels) {
+  return impl_->change(Impl::Set::kShardChannels, false, channels);
+}
+
+bool Subscriber::connected() const { return impl_->connected(); }
+SubscriberStats Subscriber::stats() const { return impl_->stats(); }
+
+}  // namespace tiercache::redis

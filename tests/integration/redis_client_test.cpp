@@ -1,0 +1,487 @@
+// The Redis client against real redis-server processes (and a fake one for bad bytes).
+//
+// Servers: the shared standalone server of scripts/redis-env.sh (TIERCACHE_TEST_REDIS_URL;
+// the tests that need it skip without it), private servers (RedisProcess) for tests that
+// pause, restart or debug-command their server, and FakeRedisServer for malformed replies.
+// Timing assertions are upper bounds with generous slack (a deadline must be kept, never
+// "took at least"); nothing sleeps for a fixed time.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/fake_server.hpp"
+#include "support/redis_process.hpp"
+#include "tiercache/redis/client.hpp"
+
+namespace tiercache::redis {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FakeRedisServer;
+using test::FakeRedisServerOptions;
+using test::RedisProcess;
+
+// Slack allowed past a deadline (scheduling on a loaded 2-core machine, sanitizers).
+constexpr auto kSlack = 400ms;
+
+std::optional<ClientConfig> shared_server() {
+  const char* url = std::getenv("TIERCACHE_TEST_REDIS_URL");
+  if (url == nullptr) return std::nullopt;
+  Result<ClientConfig> config = parse_url(url);
+  if (!config.ok()) return std::nullopt;
+  return config.value();
+}
+
+#define REQUIRE_SHARED_SERVER(config)                   \
+  std::optional<ClientConfig> config = shared_server(); \
+  if (!config) GTEST_SKIP() << "TIERCACHE_TEST_REDIS_URL not set (scripts/redis-env.sh)"
+
+ClientConfig config_for(std::uint16_t port) {
+  ClientConfig config;
+  config.host = "127.0.0.1";
+  config.port = port;
+  return config;
+}
+
+// A unique key prefix per test, so tests sharing a server never see each other's keys.
+std::string key(std::string_view name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string("tc:test:") + info->name() + ":" + std::string(name);
+}
+
+Reply must(Result<Reply> r) {
+  EXPECT_TRUE(r.ok()) << r.error().to_string();
+  return r.ok() ? std::move(r).value() : Reply{};
+}
+
+TEST(RedisClient, SetsAndGetsAValue) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  EXPECT_EQ(must(client.command("SET", key("a"), "hello")).string, "OK");
+  const Reply got = must(client.command("GET", key("a")));
+  EXPECT_EQ(got.type, ReplyType::kBulkString);
+  EXPECT_EQ(got.string, "hello");
+  EXPECT_TRUE(must(client.command("GET", key("missing"))).is_null());
+  EXPECT_TRUE(client.connected());
+}
+
+TEST(RedisClient, KeepsBinaryValuesIntact) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  std::string value;
+  for (int i = 0; i < 256; ++i) value.push_back(static_cast<char>(i));
+  value += "\r\n$5\r\n*1\r\n";
+  ASSERT_TRUE(client.command("SET", key("bin"), value).ok());
+  EXPECT_EQ(must(client.command("GET", key("bin"))).string, value);
+}
+
+TEST(RedisClient, DecodesEveryRespThreeTypeARealServerSends) {
+  RedisProcess server = RedisProcess::start({.extra_args = {"--enable-debug-command", "yes"}});
+  Client client(config_for(server.port()));
+  auto protocol = [&](const char* type) { return must(client.command("DEBUG", "PROTOCOL", type)); };
+
+  EXPECT_EQ(protocol("string").type, ReplyType::kBulkString);
+  const Reply integer = protocol("integer");
+  EXPECT_EQ(integer.type, ReplyType::kInteger);
+  EXPECT_EQ(integer.integer, 12345);
+  const Reply dbl = protocol("double");
+  EXPECT_EQ(dbl.type, ReplyType::kDouble);
+  EXPECT_DOUBLE_EQ(dbl.number, 3.141);
+  const Reply big = protocol("bignum");
+  EXPECT_EQ(big.type, ReplyType::kBigNumber);
+  EXPECT_EQ(big.string, "1234567999999999999999999999999999999");
+  EXPECT_TRUE(protocol("null").is_null());
+  EXPECT_EQ(protocol("array").type, ReplyType::kArray);
+  EXPECT_EQ(protocol("array").elements.size(), 3u);
+  EXPECT_EQ(protocol("set").type, ReplyType::kSet);
+  const Reply map = protocol("map");
+  EXPECT_EQ(map.type, ReplyType::kMap);
+  EXPECT_EQ(map.elements.size(), 6u);  // 3 pairs, flattened
+  const Reply verbatim = protocol("verbatim");
+  EXPECT_EQ(verbatim.type, ReplyType::kVerbatimString);
+  EXPECT_EQ(std::string(verbatim.verbatim_format, 3), "txt");
+  EXPECT_EQ(verbatim.string, "This is a verbatim\nstring");
+  const Reply yes = protocol("true");
+  EXPECT_EQ(yes.type, ReplyType::kBoolean);
+  EXPECT_TRUE(yes.boolean);
+  EXPECT_FALSE(protocol("false").boolean);
+  // An attribute precedes its reply; the client attaches it.
+  const Reply attributed = protocol("attrib");
+  EXPECT_EQ(attributed.type, ReplyType::kBulkString);
+  EXPECT_FALSE(attributed.attributes.empty());
+  // A push is out of band: it goes to the push path, and the command still gets its reply.
+  const Reply after_push = protocol("push");
+  EXPECT_EQ(after_push.type, ReplyType::kBulkString);
+  EXPECT_EQ(client.stats().push_messages, 1u);
+}
+
+TEST(RedisClient, AnErrorReplyIsAServerErrorWithRedisMessage) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  ASSERT_TRUE(client.command("SET", key("s"), "x").ok());
+  const Result<Reply> r = client.command("INCR", key("s"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kServerError);
+  EXPECT_NE(r.error().message.find("ERR"), std::string::npos) << r.error().message;
+  // The connection is fine afterwards.
+  EXPECT_TRUE(client.ping().ok());
+}
+
+TEST(RedisClient, PipelineGetsOneReplyPerCommandInOrderWithErrorsInPlace) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  Request request;
+  request.push("SET", key("p"), 41).push("INCR", key("p")).push("HSET", key("p"), "f", "v");
+  request.push("GET", key("p"));
+  const Result<std::vector<Reply>> replies = client.exec(request);
+  ASSERT_TRUE(replies.ok()) << replies.error().to_string();
+  ASSERT_EQ(replies->size(), 4u);
+  EXPECT_EQ((*replies)[1].integer, 42);
+  EXPECT_TRUE((*replies)[2].is_error());  // WRONGTYPE
+  EXPECT_EQ((*replies)[3].string, "42");
+}
+
+TEST(RedisClient, TransactionIsOneRequest) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  Request request;
+  request.push("MULTI").push("SET", key("t"), 1).push("INCRBY", key("t"), 9).push("EXEC");
+  const Result<std::vector<Reply>> replies = client.exec(request);
+  ASSERT_TRUE(replies.ok()) << replies.error().to_string();
+  ASSERT_EQ(replies->size(), 4u);
+  const Reply& exec = replies->back();
+  ASSERT_EQ(exec.type, ReplyType::kArray);
+  ASSERT_EQ(exec.elements.size(), 2u);
+  EXPECT_EQ(exec.elements[1].integer, 10);
+}
+
+TEST(RedisClient, ScriptRunsThroughEvalShaAfterANoScriptFallback) {
+  RedisProcess server = RedisProcess::start();
+  Client client(config_for(server.port()));
+  const Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  ASSERT_TRUE(client.command("SCRIPT", "FLUSH").ok());
+  EXPECT_EQ(must(client.eval(script, {"k"}, {"5"})).integer, 5);  // NOSCRIPT, then EVAL
+  EXPECT_EQ(must(client.command("SCRIPT", "EXISTS", script.sha1())).elements.at(0).integer, 1);
+  EXPECT_EQ(must(client.eval(script, {"k"}, {"5"})).integer, 10);  // EVALSHA
+}
+
+TEST(RedisClient, ManyThreadsShareOneConnectionAndEachGetsItsOwnReply) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  constexpr int kThreads = 32;
+  constexpr int kPerThread = 300;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string k = key("m") + std::to_string(t) + ":" + std::to_string(i);
+        const std::string v = std::to_string(t * 100000 + i);
+        if (!client.command("SET", k, v).ok()) ++wrong;
+        const Result<Reply> got = client.command("GET", k);
+        if (!got.ok() || got->string != v) ++wrong;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  const ClientStats stats = client.stats();
+  EXPECT_GE(stats.commands, 2u * kThreads * kPerThread);
+  // Auto-pipelining: concurrent callers' commands share writes.
+  EXPECT_LT(stats.writes, stats.commands);
+}
+
+TEST(RedisClient, CompletesAsyncCallsThroughCallbacksFuturesAndCoroutines) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  Request set;
+  set.push("SET", key("async"), "v");
+
+  std::promise<Result<Reply>> callback_result;
+  client.async_exec_one(set, [&](Result<Reply> r) { callback_result.set_value(std::move(r)); });
+  ASSERT_EQ(callback_result.get_future().wait_for(5s), std::future_status::ready);
+
+  Request get;
+  get.push("GET", key("async"));
+  std::future<Result<Reply>> future = client.async_exec_one(get, asio::use_future);
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(must(future.get()).string, "v");
+
+  asio::io_context io;
+  std::optional<Result<std::vector<Reply>>> from_coroutine;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        Request pipeline;
+        pipeline.push("GET", key("async")).push("STRLEN", key("async"));
+        from_coroutine = co_await client.async_exec(pipeline, asio::use_awaitable);
+      },
+      asio::detached);
+  io.run();
+  ASSERT_TRUE(from_coroutine.has_value());
+  ASSERT_TRUE(from_coroutine->ok());
+  EXPECT_EQ(from_coroutine->value().at(1).integer, 1);
+}
+
+TEST(RedisClient, RunsOnTheCallersIoContext) {
+  REQUIRE_SHARED_SERVER(config);
+  asio::io_context io;
+  Client client(*config, io);
+  std::optional<Result<Reply>> result;
+  Request ping;
+  ping.push("PING");
+  client.async_exec_one(ping, [&](Result<Reply> r) {
+    result = std::move(r);
+    io.stop();
+  });
+  io.run_for(5s);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(must(std::move(*result)).string, "PONG");
+}
+
+TEST(RedisClient, UnreachableServerIsAConnectionErrorByTheDeadline) {
+  // A port nobody listens on: a fake server that is gone.
+  std::uint16_t port = 0;
+  {
+    FakeRedisServer gone(test::always_reply("+OK\r\n"));
+    port = gone.port();
+  }
+  Client client(config_for(port));
+  const auto start = std::chrono::steady_clock::now();
+  const Result<Reply> r = client.exec_one(Request().push("PING"), {.timeout = 300ms});
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kConnection) << r.error().to_string();
+  EXPECT_LT(elapsed, 300ms + kSlack);
+  EXPECT_FALSE(client.connected());
+}
+
+TEST(RedisClient, PausedServerCallsReturnByTheirDeadlineAndRecoverAfterResume) {
+  RedisProcess server = RedisProcess::start();
+  ClientConfig config = config_for(server.port());
+  config.health_check_interval = 200ms;
+  Client client(config);
+  ASSERT_TRUE(client.ping().ok());
+
+  server.pause();
+  const auto start = std::chrono::steady_clock::now();
+  const Result<Reply> r = client.exec_one(Request().push("GET", "k"), {.timeout = 300ms});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms + kSlack);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().code == Errc::kTimeout || r.error().code == Errc::kConnection)
+      << r.error().to_string();
+
+  server.resume();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool recovered = false;
+  while (!recovered && std::chrono::steady_clock::now() < deadline) {
+    recovered = client.ping({.timeout = 500ms}).ok();
+  }
+  EXPECT_TRUE(recovered);
+}
+
+TEST(RedisClient, ServerRestartDuringLoadGivesErrorsThenRecovers) {
+  RedisProcess server = RedisProcess::start();
+  Client client(config_for(server.port()));
+  ASSERT_TRUE(client.ping().ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> wrong_kind{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      while (!stop.load()) {
+        const Result<Reply> r = client.exec_one(Request().push("INCR", "n"), {.timeout = 500ms});
+        if (r.ok()) {
+          ++ok;
+        } else {
+          ++failed;
+          const auto code = r.error().code;
+          if (code != Errc::kConnection && code != Errc::kTimeout) ++wrong_kind;
+        }
+      }
+    });
+  }
+  const auto wait_for_ok = [&](int at_least) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (ok.load() < at_least && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return ok.load() >= at_least;
+  };
+  ASSERT_TRUE(wait_for_ok(100));
+  server.restart();
+  const int before = ok.load();
+  const bool recovered = wait_for_ok(before + 100);
+  stop = true;
+  for (auto& thread : load) thread.join();
+  EXPECT_TRUE(recovered);
+  EXPECT_EQ(wrong_kind.load(), 0);
+  EXPECT_GE(client.stats().connects, 2u);
+}
+
+TEST(RedisClient, ALateReplyIsNeverHandedToTheNextCaller) {
+  RedisProcess server = RedisProcess::start();
+  Client client(config_for(server.port()));
+  ASSERT_TRUE(client.command("SET", "k", "the value").ok());
+  // Blocks the server for 300 ms; the caller gives up after 50 ms. Its "+OK" arrives later
+  // and must be matched to it, not to the GET that follows.
+  const Result<Reply> slow =
+      client.exec_one(Request().push("DEBUG", "SLEEP", "0.3"), {.timeout = 50ms});
+  ASSERT_FALSE(slow.ok());
+  EXPECT_EQ(slow.error().code, Errc::kTimeout);
+  const Result<Reply> got = client.exec_one(Request().push("GET", "k"), {.timeout = 3s});
+  ASSERT_TRUE(got.ok()) << got.error().to_string();
+  EXPECT_EQ(got->string, "the value");
+  EXPECT_EQ(client.command("GET", "k")->string, "the value");
+}
+
+TEST(RedisClient, AConnectionTheServerClosedWhileIdleIsReplacedWithoutFailingTheNextCall) {
+  RedisProcess server = RedisProcess::start();
+  Client client(config_for(server.port()));
+  ASSERT_TRUE(client.command("SET", "k", "v").ok());
+  Client killer(config_for(server.port()));
+  ASSERT_TRUE(killer.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").ok());
+  // Redis closes killed connections a moment after it answers: wait until it has.
+  const auto closed_by = std::chrono::steady_clock::now() + 5s;
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < closed_by) {
+    const Result<Reply> clients = killer.command("CLIENT", "LIST", "TYPE", "normal");
+    closed = clients.ok() && std::count(clients->string.begin(), clients->string.end(), '\n') == 1;
+  }
+  ASSERT_TRUE(closed);
+  // The server closed `client`'s idle connection; the next call notices before writing,
+  // reconnects and succeeds.
+  const Result<Reply> got = client.exec_one(Request().push("GET", "k"), {.timeout = 3s});
+  ASSERT_TRUE(got.ok()) << got.error().to_string();
+  EXPECT_EQ(got->string, "v");
+  EXPECT_GE(client.stats().connects, 2u);
+}
+
+TEST(RedisClient, BlockingAndAsyncCallsMixedOnOneConnectionEachGetTheirOwnReply) {
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  constexpr int kRounds = 2000;
+  std::atomic<int> wrong{0};
+  std::atomic<int> async_done{0};
+  std::thread async_caller([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      const std::string v = "a" + std::to_string(i);
+      client.async_exec_one(Request().push("ECHO", v), [&, v](Result<Reply> r) {
+        if (!r.ok() || r->string != v) ++wrong;
+        ++async_done;
+      });
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string v = "s" + std::to_string(i);
+    const Result<Reply> r = client.command("ECHO", v);
+    if (!r.ok() || r->string != v) ++wrong;
+  }
+  async_caller.join();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (async_done.load() < kRounds && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(async_done.load(), kRounds);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// ---- bad bytes ------------------------------------------------------------------------------
+
+// A fake server that completes the handshake and answers everything else with `reply`.
+FakeRedisServerOptions answering(std::string reply) {
+  FakeRedisServerOptions options;
+  options.respond = [reply = std::move(reply)](std::string_view command) {
+    const auto args = FakeRedisServer::arguments(command);
+    if (!args.empty() && (args[0] == "HELLO" || args[0] == "hello")) {
+      return std::string("%1\r\n+server\r\n+fake\r\n");
+    }
+    return reply;
+  };
+  return options;
+}
+
+TEST(RedisClient, MalformedReplyIsAProtocolErrorAndTheConnectionIsReplaced) {
+  FakeRedisServer fake(answering("?what\r\n"));
+  Client client(config_for(fake.port()));
+  const Result<Reply> r = client.exec_one(Request().push("GET", "k"), {.timeout = 2s});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kProtocol) << r.error().to_string();
+  EXPECT_GE(client.stats().protocol_errors, 1u);
+  EXPECT_TRUE(fake.wait_for_connections_accepted(2, 5s));  // it reconnects
+}
+
+TEST(RedisClient, OversizedBulkIsAProtocolErrorBeforeItArrives) {
+  FakeRedisServer fake(answering("$100000000\r\n"));
+  ClientConfig config = config_for(fake.port());
+  config.limits.max_bulk_length = 1 << 20;
+  Client client(config);
+  const Result<Reply> r = client.exec_one(Request().push("GET", "k"), {.timeout = 2s});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kProtocol) << r.error().to_string();
+}
+
+TEST(RedisClient, HungServerCallsFailByTheirDeadline) {
+  FakeRedisServerOptions options;
+  options.never_reply = true;
+  FakeRedisServer fake(options);
+  ClientConfig config = config_for(fake.port());
+  config.connect_timeout = 200ms;
+  Client client(config);
+  const auto start = std::chrono::steady_clock::now();
+  const Result<Reply> r = client.exec_one(Request().push("GET", "k"), {.timeout = 300ms});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms + kSlack);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kConnection) << r.error().to_string();
+}
+
+TEST(RedisClient, TooManyPendingRequestsAreRefusedAtOnce) {
+  FakeRedisServerOptions options;
+  options.never_reply = true;
+  FakeRedisServer fake(options);
+  ClientConfig config = config_for(fake.port());
+  config.max_pending_requests = 2;
+  Client client(config);
+  std::vector<std::future<Result<Reply>>> waiting;
+  for (int i = 0; i < 2; ++i) {
+    waiting.push_back(
+        client.async_exec_one(Request().push("GET", "k"), asio::use_future, {.timeout = 2s}));
+  }
+  const Result<Reply> refused = client.exec_one(Request().push("GET", "k"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kQueueFull);
+}
+
+TEST(RedisClient, DestroyingTheClientFailsPendingCallsWithClosed) {
+  FakeRedisServerOptions options;
+  options.never_reply = true;
+  FakeRedisServer fake(options);
+  std::future<Result<Reply>> pending;
+  {
+    Client client(config_for(fake.port()));
+    pending = client.async_exec_one(Request().push("GET", "k"), asio::use_future, {.timeout = 10s});
+  }
+  ASSERT_EQ(pending.wait_for(2s), std::future_status::ready);
+  const Result<Reply> r = pending.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kClosed);
+}
+
+}  // namespace
+}  // namespace tiercache::redis
