@@ -1,8 +1,11 @@
 // The `tiercache` command-line program: a dispatcher over subcommands (see command.hpp).
 //
-//   tiercache sim ...   replay a trace through LocalCache / LRU / Belady's optimal
+//   tiercache sim ...           replay a trace through LocalCache / LRU / Belady's optimal
+//   tiercache redis ...         run one Redis command, print the reply like redis-cli
+//   tiercache redis-bench ...   GET throughput and latency of the Redis client
 //
-// Exit codes: 0 ok, 1 unexpected failure, 2 bad command line or bad input.
+// Exit codes: 0 ok, 1 unexpected failure, 2 bad command line or bad input; `redis` and
+// `redis-bench` add 3 (connection or timeout), 4 (auth) and 5 (TLS).
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -12,6 +15,8 @@
 #include <vector>
 
 #include "command.hpp"
+#include "redis/redis_bench_command.hpp"
+#include "redis/redis_command.hpp"
 #include "sim/sim_command.hpp"
 
 int main(int argc, char** argv) {
@@ -29,6 +34,8 @@ int main(int argc, char** argv) {
 
   std::vector<cli::Subcommand> subcommands;
   subcommands.push_back(cli::add_sim_command(program));
+  subcommands.push_back(cli::add_redis_command(program));
+  subcommands.push_back(cli::add_redis_bench_command(program));
   // After the subcommands: they would inherit it.
   program.footer("Run 'tiercache <subcommand> --help' for the options of a subcommand.");
 
