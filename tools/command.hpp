@@ -9,8 +9,11 @@
 
 #pragma once
 
+#include <charconv>
 #include <cstdio>
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace CLI {
@@ -28,6 +31,45 @@ struct Subcommand {
   CLI::App* app = nullptr;   // owned by the program's CLI::App
   std::function<int()> run;  // called after a successful parse that selected `app`
 };
+
+// ---- option validation (CLI11 validators return "" or the message) --------------------------
+
+// 'text', built by appending (GCC 12 reports a false -Wrestrict on "'" + std::string).
+inline std::string single_quoted(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out.push_back('\'');
+  out.append(text);
+  out.push_back('\'');
+  return out;
+}
+
+// All of `text` as one T (decimal integer, or a floating-point number), else nullopt.
+template <class T>
+std::optional<T> parse_number(std::string_view text) {
+  T value{};
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+// "" if `text` is an integer in [low, high], else "'text': <what> must be an integer in [..]".
+template <class T>
+std::string check_integer(std::string_view text, T low, T high, std::string_view what) {
+  const std::optional<T> value = parse_number<T>(text);
+  if (value && *value >= low && *value <= high) return {};
+  return single_quoted(text) + ": " + std::string(what) + " must be an integer in [" +
+         std::to_string(low) + ", " + std::to_string(high) + "]";
+}
+
+// "" if `text` is a number of seconds in (0, max_seconds], else the message.
+inline std::string check_seconds(std::string_view text, double max_seconds) {
+  const std::optional<double> value = parse_number<double>(text);
+  if (value && *value > 0 && *value <= max_seconds) return {};
+  return single_quoted(text) + ": the duration must be a number of seconds in (0, " +
+         std::to_string(static_cast<int>(max_seconds)) + "], e.g. 5 or 0.5";
+}
 
 // Prints "tiercache <subcommand>: error: <message>" to stderr; returns kExitUsage.
 inline int usage_error(std::string_view subcommand, std::string_view message) {

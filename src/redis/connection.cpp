@@ -48,16 +48,6 @@ bool is_tls_error(const std::error_code& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
-ParserLimits parser_limits(const ClientConfig& config) {
-  ParserLimits limits;
-  limits.max_depth = config.limits.max_depth;
-  limits.max_bulk_length = config.limits.max_bulk_length;
-  limits.max_aggregate_length = config.limits.max_aggregate_length;
-  limits.max_reply_bytes = config.limits.max_reply_bytes;
-  limits.max_line_length = config.limits.max_line_length;
-  return limits;
-}
-
 std::string milliseconds_text(std::chrono::nanoseconds d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
 }
@@ -123,7 +113,7 @@ Connection::Connection(asio::io_context& io, const ClientConfig& config,
       health_timer_(strand_),
       backoff_(config.reconnect_min_delay, config.reconnect_max_delay, config.reconnect_jitter,
                seed),
-      parser_(parser_limits(config)) {}
+      parser_(config.limits) {}
 
 Connection::~Connection() = default;
 

@@ -356,31 +356,6 @@ int run_bench(const BenchArguments& args) {
   return kExitOk;
 }
 
-// ---- validators ----------------------------------------------------------------------------
-
-template <class T>
-std::string check_integer(const std::string& text, T low, T high, const char* what) {
-  T value{};
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || value < low || value > high) {
-    return "'" + text + "': " + what + " must be an integer in [" + std::to_string(low) + ", " +
-           std::to_string(high) + "]";
-  }
-  return {};
-}
-
-std::string check_seconds(const std::string& text) {
-  double value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || !(value > 0) || value > kMaxSeconds) {
-    return "'" + text + "': the duration must be a number of seconds in (0, " +
-           std::to_string(static_cast<int>(kMaxSeconds)) + "], e.g. 5 or 0.5";
-  }
-  return {};
-}
-
 }  // namespace
 
 Subcommand add_redis_bench_command(CLI::App& program) {
@@ -410,31 +385,38 @@ Subcommand add_redis_bench_command(CLI::App& program) {
       ->capture_default_str()
       ->type_name("C")
       ->check(CLI::Validator(
-          [](std::string& text) { return check_integer(text, 1u, kMaxClients, "--clients"); }, "",
-          "C"));
+          [](std::string& text) {
+            return check_integer(text, 1u, kMaxClients, "the number of clients");
+          },
+          "", "C"));
   app->add_option("--inflight", args->inflight, "async: requests in flight per slot")
       ->capture_default_str()
       ->type_name("K")
       ->check(CLI::Validator(
-          [](std::string& text) { return check_integer(text, 1u, kMaxInflight, "--inflight"); }, "",
-          "K"));
+          [](std::string& text) {
+            return check_integer(text, 1u, kMaxInflight, "the requests in flight per client");
+          },
+          "", "K"));
   app->add_option("--seconds", args->seconds, "How long to GET")
       ->capture_default_str()
       ->type_name("S")
-      ->check(CLI::Validator([](std::string& text) { return check_seconds(text); }, "", "S"));
+      ->check(CLI::Validator([](std::string& text) { return check_seconds(text, kMaxSeconds); }, "",
+                             "S"));
   app->add_option("--value-size", args->value_size, "Bytes per value")
       ->capture_default_str()
       ->type_name("B")
       ->check(CLI::Validator(
           [](std::string& text) {
-            return check_integer(text, std::size_t{0}, kMaxValueSize, "--value-size");
+            return check_integer(text, std::size_t{0}, kMaxValueSize, "the value size (bytes)");
           },
           "", "B"));
   app->add_option("--keys", args->keys, "Keys to SET and GET")
       ->capture_default_str()
       ->type_name("N")
       ->check(CLI::Validator(
-          [](std::string& text) { return check_integer(text, std::size_t{1}, kMaxKeys, "--keys"); },
+          [](std::string& text) {
+            return check_integer(text, std::size_t{1}, kMaxKeys, "the number of keys");
+          },
           "", "N"));
   app->add_option("--key-prefix", args->key_prefix, "Keys are <prefix>0 .. <prefix>N-1")
       ->capture_default_str();

@@ -132,13 +132,7 @@ int run_redis(const RedisArguments& args) {
 }
 
 std::string check_timeout(const std::string& text) {
-  int value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || value < 1 || value > kMaxTimeoutMs) {
-    return "'" + text + "': a number of milliseconds in [1, " + std::to_string(kMaxTimeoutMs) + "]";
-  }
-  return {};
+  return check_integer(text, 1, kMaxTimeoutMs, "the timeout (milliseconds)");
 }
 
 }  // namespace

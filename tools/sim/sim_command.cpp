@@ -48,26 +48,14 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// 'text', built by appending (GCC 12 reports a false -Wrestrict on "'" + std::string).
-std::string single_quoted(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('\'');
-  out.append(text);
-  out.push_back('\'');
-  return out;
-}
-
 // ---- validators (CLI11 reports "--option: <message>") ----------------------------------------
 
 std::string check_capacity(const std::string& text) {
-  std::size_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end) {
+  const std::optional<std::size_t> value = parse_number<std::size_t>(text);
+  if (!value) {
     return single_quoted(text) + " is not a capacity (a number of entries > 0; several: 100,1000)";
   }
-  if (value == 0) return "capacity must be > 0";
+  if (*value == 0) return "capacity must be > 0";
   return {};
 }
 
@@ -78,25 +66,7 @@ std::string check_trace(const std::string& text) {
 }
 
 std::string check_threads(const std::string& text) {
-  unsigned value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || value < 1 || value > kMaxThreads) {
-    return single_quoted(text) + ": the number of reader threads must be an integer in [1, " +
-           std::to_string(kMaxThreads) + "]";
-  }
-  return {};
-}
-
-std::string check_seconds(const std::string& text) {
-  double value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || !(value > 0) || value > kMaxSeconds) {
-    return single_quoted(text) + ": the duration must be a number of seconds in (0, " +
-           std::to_string(static_cast<int>(kMaxSeconds)) + "], e.g. 5 or 0.5";
-  }
-  return {};
+  return check_integer(text, 1u, kMaxThreads, "the number of reader threads");
 }
 
 std::string describe(sim::Policy policy, std::uint64_t seed) {
@@ -246,8 +216,8 @@ Subcommand add_sim_command(CLI::App& program) {
   CLI::Option* seconds =
       app->add_option("--seconds", args->seconds, "Duration of each throughput run")
           ->type_name("S")
-          ->check(
-              CLI::Validator([](std::string& text) { return check_seconds(text); }, "", "SECONDS"));
+          ->check(CLI::Validator([](std::string& text) { return check_seconds(text, kMaxSeconds); },
+                                 "", "SECONDS"));
   threads->needs(seconds);
   seconds->needs(threads);
 

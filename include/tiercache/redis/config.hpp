@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "tiercache/redis/errors.hpp"
+#include "tiercache/redis/resp_parser.hpp"
 
 namespace tiercache::redis {
 
@@ -66,22 +67,11 @@ enum class Protocol : std::uint8_t {
   kResp2,
 };
 
-// Bounds on what the reply parser accepts from the server; a reply beyond any of them is
+// Bounds on what the reply parser accepts from the server (see ParserLimits in
+// resp_parser.hpp for each field and its default); a reply beyond any of them is
 // Errc::kProtocol and the connection is dropped. They protect memory from a hostile or
 // broken server. The defaults are Redis's own limits (proto-max-bulk-len 512 MiB).
-// (The parser's ParserLimits has the same fields; the two will be unified.)
-struct ReplyLimits {
-  // Deepest nesting of aggregates (arrays, maps, sets, pushes, attributes). Default 32.
-  std::size_t max_depth = 32;
-  // Longest bulk string, verbatim string or bulk error. Default 512 MiB.
-  std::size_t max_bulk_length = std::size_t{512} << 20;
-  // Most elements of one aggregate (a map counts its keys and values). Default 2^24.
-  std::size_t max_aggregate_length = std::size_t{1} << 24;
-  // Most bytes of one whole reply, all nesting included. Default 1 GiB.
-  std::size_t max_reply_bytes = std::size_t{1} << 30;
-  // Longest line of a simple string, simple error, number or length header. Default 64 KiB.
-  std::size_t max_line_length = std::size_t{64} << 10;
-};
+using ReplyLimits = ParserLimits;
 
 struct ClientConfig {
   // ---- where ------------------------------------------------------------------------------

@@ -40,14 +40,17 @@ namespace tiercache::redis {
 // Limits of what one parser accepts; exceeding any is a protocol error naming the limit.
 struct ParserLimits {
   // Aggregates (array, map, set, push, attribute) open at once, the outermost included.
+  // Default 32.
   std::size_t max_depth = 32;
-  // Bytes of one bulk string, bulk error or verbatim string payload (Redis: proto-max-bulk-len).
+  // Bytes of one bulk string, bulk error or verbatim string payload (Redis:
+  // proto-max-bulk-len). Default 512 MiB.
   std::size_t max_bulk_length = std::size_t{512} << 20;
-  // Elements of one aggregate; a map or attribute of N pairs counts 2N.
+  // Elements of one aggregate; a map or attribute of N pairs counts 2N. Default 2^24.
   std::size_t max_aggregate_length = std::size_t{1} << 24;
-  // Wire bytes of one top-level reply, attributes included.
+  // Wire bytes of one top-level reply, attributes included. Default 1 GiB.
   std::size_t max_reply_bytes = std::size_t{1} << 30;
   // Bytes of one line (simple string, simple error, number, length), CRLF excluded.
+  // Default 64 KiB.
   std::size_t max_line_length = std::size_t{64} << 10;
 };
 
