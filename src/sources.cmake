@@ -16,4 +16,5 @@ set(TIERCACHE_SOURCES
   src/redis/reply.cpp
   src/redis/resp_parser.cpp
   src/redis/subscriber.cpp
+  src/redis/sync_request.cpp
 )

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "redis/connection.hpp"
+#include "redis/sync_request.hpp"
 
 namespace tiercache::redis {
 

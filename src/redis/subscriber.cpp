@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "redis/connection.hpp"
+#include "redis/sync_request.hpp"
 #include "tiercache/redis/command.hpp"
 
 namespace tiercache::redis {

@@ -14,14 +14,10 @@
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/prefer.hpp>
 #include <asio/system_executor.hpp>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -143,51 +139,6 @@ class CallbackRequest final : public PendingRequest {
 
  private:
   Callback callback_;
-};
-
-// Completes a blocking call: the caller waits on wait_until(); whichever comes first, the
-// outcome or the caller's own deadline, decides (the connection enforces the deadline too;
-// the caller's wait is a backstop, e.g. for an io_context nobody runs). The caller spins
-// briefly before it sleeps, and complete() takes the lock and wakes it only if it sleeps.
-class SyncRequest final : public PendingRequest {
- public:
-  using PendingRequest::PendingRequest;
-
-  void complete(Result<std::vector<Reply>> result) noexcept override {
-    result_.emplace(std::move(result));
-    if (state_.exchange(kDone, std::memory_order_acq_rel) == kSleeping) {
-      std::lock_guard lock(mutex_);
-      done_.notify_one();
-    }
-  }
-
-  // The outcome, or a kTimeout error if none arrived by `until`.
-  Result<std::vector<Reply>> wait_until(RequestClock::time_point until) {
-    for (int i = 0; i < kSpins; ++i) {
-      if (state_.load(std::memory_order_acquire) == kDone) return std::move(*result_);
-    }
-    std::unique_lock lock(mutex_);
-    int expected = kWaiting;
-    if (state_.compare_exchange_strong(expected, kSleeping, std::memory_order_acq_rel)) {
-      const bool done = done_.wait_until(
-          lock, until, [&] { return state_.load(std::memory_order_acquire) == kDone; });
-      if (!done) {
-        return make_error(Errc::kTimeout, "no reply by the deadline (is the io_context running?)");
-      }
-    }
-    return std::move(*result_);
-  }
-
- private:
-  static constexpr int kWaiting = 0, kSleeping = 1, kDone = 2;
-  // Polls of the state before sleeping: a few microseconds, enough for a reply already on
-  // its way, not enough to steal a core from the I/O thread for a whole round trip.
-  static constexpr int kSpins = 256;
-
-  std::atomic<int> state_{kWaiting};
-  std::mutex mutex_;
-  std::condition_variable done_;
-  std::optional<Result<std::vector<Reply>>> result_;  // written before state_ becomes kDone
 };
 
 }  // namespace tiercache::redis::detail
