@@ -57,12 +57,9 @@ class ClientCore {
     if (config_error_ || request->commands == 0) {
       // Completed at once, but never inside the caller's initiating function.
       request->finished = true;
-      Result<std::vector<Reply>> outcome =
-          config_error_ ? Result<std::vector<Reply>>(*config_error_) : std::vector<Reply>{};
-      asio::post(executor(),
-                 [request = std::move(request), outcome = std::move(outcome)]() mutable {
-                   request->complete(std::move(outcome));
-                 });
+      asio::post(executor(), [request = std::move(request), error = config_error_]() mutable {
+        request->complete(std::move(error));
+      });
       return;
     }
     const std::size_t n = connections_.size();

@@ -367,7 +367,7 @@ void Connection::submit_on_strand(std::shared_ptr<PendingRequest> request) {
   pending_.fetch_add(1, std::memory_order_relaxed);
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
   counters_.commands.fetch_add(request->commands, std::memory_order_relaxed);
-  heap_push(request.get());
+  track_deadline(request);
   unwritten_.push_back(std::move(request));
   arm_deadline_timer();
   if (!parsing_) write_more();  // on_read() writes when it is done with the batch
@@ -386,7 +386,7 @@ void Connection::flush_incoming() {
   for (auto& request : batch) {
     counters_.requests.fetch_add(1, std::memory_order_relaxed);
     counters_.commands.fetch_add(request->commands, std::memory_order_relaxed);
-    heap_push(request.get());
+    track_deadline(request);
     unwritten_.push_back(std::move(request));
   }
   arm_deadline_timer();
@@ -440,7 +440,7 @@ void Connection::on_written(std::uint64_t generation, std::error_code ec) {
   }
   touch();
   for (auto& request : written_without_reply_) {
-    if (!request->finished) finish(*request, std::vector<Reply>{});
+    if (!request->finished) finish(*request, std::nullopt);
   }
   written_without_reply_.clear();
   write_more();
@@ -593,27 +593,27 @@ void Connection::on_reply(Reply&& reply) {
     return;
   }
   PendingRequest& front = *awaiting_.front();
-  front.replies.push_back(std::move(reply));
-  if (front.replies.size() < front.commands) return;
+  front.add_reply(std::move(reply));
+  if (front.received < front.commands) return;
   std::shared_ptr<PendingRequest> done = std::move(awaiting_.front());
   awaiting_.pop_front();
-  if (!done->finished) finish(*done, std::move(done->replies));
+  if (!done->finished) finish(*done, std::nullopt);
 }
 
-void Connection::finish(PendingRequest& request, Result<std::vector<Reply>> result) {
+void Connection::finish(PendingRequest& request, std::optional<Error> error) {
   request.finished = true;
   heap_remove(&request);
   if (!request.internal) {
     pending_.fetch_sub(1, std::memory_order_relaxed);
-    if (!result.ok()) {
-      const std::error_code code = result.error().code;
+    if (error) {
+      const std::error_code code = error->code;
       if (code == Errc::kTimeout) counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
       if (code == Errc::kConnection) {
         counters_.connection_errors.fetch_add(1, std::memory_order_relaxed);
       }
     }
   }
-  request.complete(std::move(result));
+  request.complete(std::move(error));
 }
 
 // ---- strand: connecting ------------------------------------------------------------------------
@@ -911,6 +911,7 @@ void Connection::close_now() {
   }
   fail_unwritten(closed);
   heap_.clear();
+  deadline_fifo_.clear();
 }
 
 // ---- strand: health check ----------------------------------------------------------------------
@@ -949,7 +950,7 @@ void Connection::on_health_check(std::uint64_t generation) {
                                                       milliseconds_text(timeout)));
           }
         });
-    heap_push(ping.get());
+    track_deadline(ping);
     unwritten_.push_front(std::move(ping));
     arm_deadline_timer();
     write_more();
@@ -958,6 +959,24 @@ void Connection::on_health_check(std::uint64_t generation) {
 }
 
 // ---- strand: deadlines -------------------------------------------------------------------------
+
+void Connection::track_deadline(const std::shared_ptr<PendingRequest>& request) {
+  if (request->deadline == RequestClock::time_point::max()) return;
+  if (deadline_fifo_.empty() || request->deadline >= deadline_fifo_.back()->deadline) {
+    deadline_fifo_.push_back(request);  // the usual case: one timeout for every request
+  } else {
+    heap_push(request.get());
+  }
+}
+
+PendingRequest* Connection::earliest_deadline() {
+  while (!deadline_fifo_.empty() && deadline_fifo_.front()->finished) deadline_fifo_.pop_front();
+  PendingRequest* fifo = deadline_fifo_.empty() ? nullptr : deadline_fifo_.front().get();
+  PendingRequest* heap = heap_.empty() ? nullptr : heap_.front();
+  if (fifo == nullptr) return heap;
+  if (heap == nullptr) return fifo;
+  return heap->deadline < fifo->deadline ? heap : fifo;
+}
 
 void Connection::heap_push(PendingRequest* request) {
   request->heap_index = heap_.size();
@@ -1006,8 +1025,9 @@ void Connection::heap_sift_down(std::size_t i) {
 }
 
 void Connection::arm_deadline_timer() {
-  if (heap_.empty()) return;
-  const RequestClock::time_point earliest = heap_.front()->deadline;
+  const PendingRequest* first = earliest_deadline();
+  if (first == nullptr) return;
+  const RequestClock::time_point earliest = first->deadline;
   if (deadline_armed_ && *deadline_armed_ <= earliest) return;
   deadline_armed_ = earliest;
   deadline_timer_.expires_at(earliest);
@@ -1022,8 +1042,9 @@ void Connection::arm_deadline_timer() {
 void Connection::on_deadline_timer() {
   if (state_ == State::kClosed) return;
   const auto now = RequestClock::now();
-  while (!heap_.empty() && heap_.front()->deadline <= now) {
-    PendingRequest& request = *heap_.front();
+  for (PendingRequest* next = earliest_deadline(); next != nullptr && next->deadline <= now;
+       next = earliest_deadline()) {
+    PendingRequest& request = *next;
     if (request.written) {
       finish(request, make_error(Errc::kTimeout,
                                  "no reply from " + config_.endpoint() + " by the deadline"));

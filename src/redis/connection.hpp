@@ -166,7 +166,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void arm_health_check();
   void on_health_check(std::uint64_t generation);
 
-  // Deadline heap.
+  // Deadlines: requests whose deadline is not before the last one's (the usual case: one
+  // timeout for all) go to a FIFO, where finished ones are dropped when they reach the
+  // front; the others to a heap, left eagerly by finish().
+  void track_deadline(const std::shared_ptr<PendingRequest>& request);
+  PendingRequest* earliest_deadline();  // nullptr if none
   void heap_push(PendingRequest* request);
   void heap_remove(PendingRequest* request);
   void heap_swap(std::size_t a, std::size_t b);
@@ -176,7 +180,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_deadline_timer();
 
   // Finishes `request` (once): removes it from the heap and completes it.
-  void finish(PendingRequest& request, Result<std::vector<Reply>> result);
+  void finish(PendingRequest& request, std::optional<Error> error);
   void close_now();
   void close_socket();
 
@@ -230,6 +234,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool probing_read_ = false;
   RespParser parser_;
   std::vector<PendingRequest*> heap_;
+  std::deque<std::shared_ptr<PendingRequest>> deadline_fifo_;
   std::optional<RequestClock::time_point> deadline_armed_;
   // Last completed read or write (nanoseconds of RequestClock), any thread.
   std::atomic<std::int64_t> last_activity_ns_{0};

@@ -17,8 +17,8 @@ namespace {
 constexpr int kSpins = 256;
 }  // namespace
 
-void SyncRequest::complete(Result<std::vector<Reply>> result) noexcept {
-  result_.emplace(std::move(result));
+void SyncRequest::complete(std::optional<Error> error) noexcept {
+  result_.emplace(outcome(std::move(error)));
   if (state_.exchange(kDone, std::memory_order_acq_rel) == kSleeping) wake();
 }
 

@@ -26,7 +26,7 @@ class SyncRequest final : public PendingRequest {
  public:
   using PendingRequest::PendingRequest;
 
-  void complete(Result<std::vector<Reply>> result) noexcept override;
+  void complete(std::optional<Error> error) noexcept override;
 
   // The outcome, or a kTimeout error if none arrived by `until`.
   Result<std::vector<Reply>> wait_until(RequestClock::time_point until);

@@ -451,6 +451,23 @@ TEST(RedisClient, HungServerCallsFailByTheirDeadline) {
   EXPECT_EQ(r.error().code, Errc::kConnection) << r.error().to_string();
 }
 
+TEST(RedisClient, AShortDeadlineQueuedBehindLongerOnesIsStillKept) {
+  FakeRedisServerOptions options;
+  options.never_reply = true;
+  FakeRedisServer fake(options);
+  Client client(config_for(fake.port()));
+  std::vector<std::future<Result<Reply>>> patient;
+  for (int i = 0; i < 3; ++i) {
+    patient.push_back(
+        client.async_exec_one(Request().push("GET", "k"), asio::use_future, {.timeout = 5s}));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const Result<Reply> hurried = client.exec_one(Request().push("GET", "k"), {.timeout = 200ms});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 200ms + kSlack);
+  ASSERT_FALSE(hurried.ok());
+  for (auto& f : patient) EXPECT_EQ(f.wait_for(0s), std::future_status::timeout);  // still waiting
+}
+
 TEST(RedisClient, TooManyPendingRequestsAreRefusedAtOnce) {
   FakeRedisServerOptions options;
   options.never_reply = true;

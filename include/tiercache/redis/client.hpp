@@ -131,9 +131,10 @@ class Client {
     return asio::async_initiate<CompletionToken, void(Result<std::vector<Reply>>)>(
         [this](auto handler, std::string payload, std::size_t commands,
                detail::RequestClock::time_point deadline) {
-          using H = std::decay_t<decltype(handler)>;
-          submit(std::make_shared<detail::HandlerRequest<H, asio::any_io_executor, false>>(
-              std::move(payload), commands, deadline, std::move(handler), executor()));
+          using R =
+              detail::HandlerRequest<std::decay_t<decltype(handler)>, asio::any_io_executor, false>;
+          submit(std::make_shared<R>(std::move(payload), commands, deadline, std::move(handler),
+                                     R::runs_inline() ? asio::any_io_executor() : executor()));
         },
         token, std::string(request.payload()), request.size(), deadline(options));
   }
@@ -146,9 +147,10 @@ class Client {
     return asio::async_initiate<CompletionToken, void(Result<Reply>)>(
         [this](auto handler, std::string payload, std::size_t commands,
                detail::RequestClock::time_point deadline) {
-          using H = std::decay_t<decltype(handler)>;
-          submit(std::make_shared<detail::HandlerRequest<H, asio::any_io_executor, true>>(
-              std::move(payload), commands, deadline, std::move(handler), executor()));
+          using R =
+              detail::HandlerRequest<std::decay_t<decltype(handler)>, asio::any_io_executor, true>;
+          submit(std::make_shared<R>(std::move(payload), commands, deadline, std::move(handler),
+                                     R::runs_inline() ? asio::any_io_executor() : executor()));
         },
         token, std::string(request.payload()), request.size(), deadline(options));
   }

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -39,8 +40,38 @@ class PendingRequest {
   PendingRequest(const PendingRequest&) = delete;
   PendingRequest& operator=(const PendingRequest&) = delete;
 
-  // Delivers the outcome: `commands` replies in order, or why there are none.
-  virtual void complete(Result<std::vector<Reply>> result) noexcept = 0;
+  // Delivers the outcome: `error`, or else the replies received (add_reply), in order.
+  virtual void complete(std::optional<Error> error) noexcept = 0;
+
+  // Strand: one more reply. The first is kept inline (a single command needs no vector).
+  void add_reply(Reply&& reply) {
+    if (received++ == 0) {
+      first_reply = std::move(reply);
+    } else {
+      more_replies.push_back(std::move(reply));
+    }
+  }
+  // The replies received, in order, moved out.
+  std::vector<Reply> take_replies() {
+    std::vector<Reply> all;
+    all.reserve(received);
+    if (received > 0) all.push_back(std::move(first_reply));
+    for (Reply& reply : more_replies) all.push_back(std::move(reply));
+    return all;
+  }
+  // `error`, or the replies.
+  Result<std::vector<Reply>> outcome(std::optional<Error> error) {
+    if (error) return std::move(*error);
+    return take_replies();
+  }
+  // A single command's: `error`, or its reply, an error reply becoming kServerError.
+  Result<Reply> single_outcome(std::optional<Error> error) {
+    if (error) return std::move(*error);
+    if (received == 0) return make_error(Errc::kProtocol, "no reply");
+    if (first_reply.is_error())
+      return make_error(Errc::kServerError, std::move(first_reply.string));
+    return std::move(first_reply);
+  }
 
   // The encoded commands (RESP arrays), written as is.
   std::string payload;
@@ -51,7 +82,9 @@ class PendingRequest {
   RequestClock::time_point deadline;
 
   // Connection state (strand only).
-  std::vector<Reply> replies;
+  std::size_t received = 0;
+  Reply first_reply;
+  std::vector<Reply> more_replies;
   bool written = false;
   bool finished = false;              // complete() was called
   bool internal = false;              // sent by the connection itself (handshake, health PING)
@@ -91,23 +124,26 @@ class HandlerRequest final : public PendingRequest {
         handler_(std::move(handler)),
         work_(make_work(handler_, fallback)) {}
 
-  void complete(Result<std::vector<Reply>> result) noexcept override {
-    auto outcome = [&] {
+  void complete(std::optional<Error> error) noexcept override {
+    auto result = [&] {
       if constexpr (kSingle) {
-        return single_reply(std::move(result));
+        return single_outcome(std::move(error));
       } else {
-        return std::move(result);
+        return outcome(std::move(error));
       }
     }();
     if constexpr (kInline) {
-      std::move(handler_)(std::move(outcome));
+      std::move(handler_)(std::move(result));
     } else {
       auto work = std::move(work_);
-      asio::dispatch(work, [h = std::move(handler_), r = std::move(outcome)]() mutable {
+      asio::dispatch(work, [h = std::move(handler_), r = std::move(result)]() mutable {
         std::move(h)(std::move(r));
       });
     }
   }
+
+  // Whether the handler runs directly on the I/O thread (then `fallback` is not used).
+  static constexpr bool runs_inline() { return kInline; }
 
  private:
   static auto make_work(const Handler& handler, const Executor& fallback) {
@@ -132,9 +168,9 @@ class CallbackRequest final : public PendingRequest {
       : PendingRequest(std::move(payload), commands, deadline), callback_(std::move(callback)) {
     internal = true;
   }
-  void complete(Result<std::vector<Reply>> result) noexcept override {
+  void complete(std::optional<Error> error) noexcept override {
     auto callback = std::move(callback_);
-    callback(std::move(result));
+    callback(outcome(std::move(error)));
   }
 
  private:
