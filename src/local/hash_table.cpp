@@ -28,16 +28,37 @@ HashTable::HashTable(std::size_t expected_entries) {
 
 HashTable::~HashTable() { delete buckets_.load(std::memory_order_relaxed); }
 
-// The null link that ends the chain starting at `head`. New nodes go there: entries that
-// have stayed longer (under Zipf-like traffic, the popular ones, which miss first) stay
-// ahead of newcomers, so the hottest lookups touch the fewest nodes. REQUIRES: writer lock.
-std::atomic<std::uintptr_t>* HashTable::tail_of(std::atomic<std::uintptr_t>& head) noexcept {
-  std::atomic<std::uintptr_t>* link = &head;
-  for (std::uintptr_t l = link->load(std::memory_order_relaxed); l != 0;
-       l = link->load(std::memory_order_relaxed)) {
-    link = &link_node(l)->chain;
+// New nodes go to the end of their chain: entries that have stayed longer (under Zipf-like
+// traffic, the popular ones, which miss first) stay ahead of newcomers, so the hottest
+// lookups read the fewest nodes. The link to the previous last node gains kLinkMore after the
+// new node is reachable: until then a reader may stop before it, a miss of the key being
+// inserted. REQUIRES: writer lock; node->chain == 0.
+void HashTable::append(std::atomic<std::uintptr_t>& head, NodeHeader* node,
+                       std::memory_order order) noexcept {
+  std::atomic<std::uintptr_t>* to_last = nullptr;  // the link to the current last node
+  std::atomic<std::uintptr_t>* end = &head;        // the null link after it
+  for (std::uintptr_t l = end->load(std::memory_order_relaxed); l != 0;
+       l = end->load(std::memory_order_relaxed)) {
+    to_last = end;
+    end = &link_node(l)->chain;
   }
-  return link;
+  end->store(make_link(node), order);
+  if (to_last != nullptr) {
+    to_last->store(to_last->load(std::memory_order_relaxed) | kLinkMore, order);
+  }
+}
+
+std::atomic<std::uintptr_t>* HashTable::link_to_owner_of(std::atomic<std::uintptr_t>* next_of,
+                                                         std::uint32_t hash) const noexcept {
+  const Buckets* buckets = buckets_.load(std::memory_order_relaxed);
+  std::atomic<std::uintptr_t>* link = &buckets->slot(hash);
+  if (link == next_of) return nullptr;
+  for (;;) {
+    NodeHeader* n = link_node(link->load(std::memory_order_relaxed));
+    assert(n != nullptr && "not a link of this chain");
+    if (&n->chain == next_of) return link;
+    link = &n->chain;
+  }
 }
 
 std::atomic<std::uintptr_t>* HashTable::predecessor_slot(NodeHeader* node) const noexcept {
@@ -64,7 +85,7 @@ std::unique_ptr<HashTable::Buckets> HashTable::insert(NodeHeader* node) {
       while (n != nullptr) {
         NodeHeader* next = link_node(n->chain.load(std::memory_order_relaxed));
         n->chain.store(0, std::memory_order_relaxed);
-        tail_of(grown->slot(n->hash))->store(make_link(n), std::memory_order_relaxed);
+        append(grown->slot(n->hash), n, std::memory_order_relaxed);
         n = next;
       }
     }
@@ -74,7 +95,7 @@ std::unique_ptr<HashTable::Buckets> HashTable::insert(NodeHeader* node) {
     buckets = buckets_.load(std::memory_order_relaxed);
   }
   node->chain.store(0, std::memory_order_relaxed);
-  tail_of(buckets->slot(node->hash))->store(make_link(node), std::memory_order_release);
+  append(buckets->slot(node->hash), node, std::memory_order_release);
   size_.store(count, std::memory_order_relaxed);
   return retired;
 }
@@ -88,7 +109,15 @@ void HashTable::replace(NodeHeader* old, NodeHeader* fresh) noexcept {
 
 void HashTable::remove(NodeHeader* node) noexcept {
   std::atomic<std::uintptr_t>* link = predecessor_slot(node);
-  link->store(node->chain.load(std::memory_order_relaxed), std::memory_order_release);
+  const std::uintptr_t next = node->chain.load(std::memory_order_relaxed);
+  link->store(next, std::memory_order_release);
+  if (next == 0) {
+    // `node` was the last: its predecessor, if any, is the last now.
+    if (std::atomic<std::uintptr_t>* to_previous = link_to_owner_of(link, node->hash)) {
+      to_previous->store(to_previous->load(std::memory_order_relaxed) & ~kLinkMore,
+                         std::memory_order_release);
+    }
+  }
   size_.fetch_sub(1, std::memory_order_relaxed);
 }
 

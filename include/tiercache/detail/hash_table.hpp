@@ -6,8 +6,9 @@
 // fully built. An unlinked node keeps its `chain` pointer, so a reader standing on it still
 // reaches the rest of the chain; it is freed only after a grace period (EpochDomain).
 //
-// Links carry a few bits of the linked node's hash (see Link in detail/node.hpp): a lookup
-// skips most nodes that cannot match without touching them.
+// Links carry two bits of the linked node's hash and whether its chain goes on (see the link
+// format in detail/node.hpp): a lookup reads a node only if its tag matches or the chain goes
+// on past it, so most misses read no node at all.
 //
 // Growing relinks nodes in place. While that happens (`resize_seq_` odd) or if it happened
 // during a lookup, a reader that did not find its key reports a miss rather than waiting:
@@ -46,26 +47,16 @@ class HashTable {
     const std::uint64_t seq = resize_seq_.load(std::memory_order_acquire);
     if ((seq & 1) != 0) return nullptr;
     const Buckets* buckets = buckets_.load(std::memory_order_acquire);
-    const std::uintptr_t tag = link_tag(hash);
-    for (std::uintptr_t link = buckets->slot(hash).load(std::memory_order_acquire); link != 0;) {
-      NodeHeader* n = link_node(link);
-      if ((link & kLinkTagMask) == tag && n->hash == hash && match(n)) return n;
-      link = n->chain.load(std::memory_order_acquire);
-    }
-    return nullptr;
+    return walk(buckets->slot(hash).load(std::memory_order_acquire), hash, match,
+                std::memory_order_acquire);
   }
 
   // Lookup under the writer lock (exact: never a spurious miss).
   template <class Match>
   NodeHeader* find_locked(std::uint32_t hash, Match&& match) const noexcept {
     const Buckets* buckets = buckets_.load(std::memory_order_relaxed);
-    const std::uintptr_t tag = link_tag(hash);
-    for (std::uintptr_t link = buckets->slot(hash).load(std::memory_order_relaxed); link != 0;) {
-      NodeHeader* n = link_node(link);
-      if ((link & kLinkTagMask) == tag && n->hash == hash && match(n)) return n;
-      link = n->chain.load(std::memory_order_relaxed);
-    }
-    return nullptr;
+    return walk(buckets->slot(hash).load(std::memory_order_relaxed), hash, match,
+                std::memory_order_relaxed);
   }
 
   // Links `node` (whose hash is set). May grow the table; the replaced bucket array is
@@ -96,8 +87,32 @@ class HashTable {
   }
 
  private:
+  // The chain from `link` on: the first node with `hash` for which match(node) holds. Reads
+  // a node only if its tag matches or the chain goes on past it (see Link in node.hpp).
+  template <class Match>
+  static NodeHeader* walk(std::uintptr_t link, std::uint32_t hash, Match& match,
+                          std::memory_order order) noexcept {
+    const std::uintptr_t tag = link_tag(hash);
+    while (link != 0) {
+      NodeHeader* n = link_node(link);
+      if ((link & kLinkTagMask) == tag) {
+        if (n->hash == hash && match(n)) return n;
+      } else if ((link & kLinkMore) == 0) {
+        return nullptr;  // the last node, and not ours: never read
+      }
+      link = n->chain.load(order);
+    }
+    return nullptr;
+  }
+
   static std::unique_ptr<Buckets> make_buckets(std::size_t count);
-  static std::atomic<std::uintptr_t>* tail_of(std::atomic<std::uintptr_t>& head) noexcept;
+  // Links `node` (chain already 0) at the end of the chain that starts at `head`.
+  static void append(std::atomic<std::uintptr_t>& head, NodeHeader* node,
+                     std::memory_order order) noexcept;
+  // The link to the node whose `chain` is `next_of`, in the chain of `hash`; nullptr if
+  // next_of is the bucket's head slot (no node owns it).
+  std::atomic<std::uintptr_t>* link_to_owner_of(std::atomic<std::uintptr_t>* next_of,
+                                                std::uint32_t hash) const noexcept;
   std::atomic<std::uintptr_t>* predecessor_slot(NodeHeader* node) const noexcept;
 
   std::atomic<Buckets*> buckets_;

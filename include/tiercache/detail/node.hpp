@@ -58,21 +58,30 @@ struct NodeHeader {
   bool timed() const { return (flags & kTimed) != 0; }
 };
 
-// A hash-table link: a node's address with a few bits of its hash in the low bits its
-// alignment leaves free. A lookup compares the tag before it dereferences the link, so it
-// touches (on average) one node in 2^kLinkTagBits that does not hold its key, instead of
-// every one: on a large cache each such touch is a cache miss. 0 is the null link.
-inline constexpr unsigned kLinkTagBits = 3;
+// A hash-table link: a node's address, with two facts about that node in the low bits its
+// alignment leaves free, so that a lookup can often decide without touching the node (on a
+// large cache every node touched is a cache miss):
+//   bits 0-1  the node's tag: the top bits of its hash. A node whose tag differs cannot hold
+//             the key looked up: its key is not compared.
+//   bit 2     kLinkMore: the node has a successor in its chain. A node that neither matches
+//             the tag nor has a successor ends the lookup unread.
+// 0 is the null link.
+inline constexpr unsigned kLinkTagBits = 2;
 inline constexpr std::uintptr_t kLinkTagMask = (std::uintptr_t{1} << kLinkTagBits) - 1;
-static_assert(alignof(NodeHeader) >= (1u << kLinkTagBits), "the link tag needs the low bits");
+inline constexpr std::uintptr_t kLinkMore = std::uintptr_t{1} << kLinkTagBits;
+inline constexpr std::uintptr_t kLinkFlags = kLinkTagMask | kLinkMore;
+static_assert(alignof(NodeHeader) > kLinkFlags, "the link's flags need the low address bits");
 
 // The tag of a hash: its top bits (the bucket index uses the low ones).
 inline constexpr std::uintptr_t link_tag(std::uint32_t hash) { return hash >> (32 - kLinkTagBits); }
+// The link to `node` (its tag; kLinkMore if its chain goes on). Null for nullptr.
 inline std::uintptr_t make_link(NodeHeader* node) {
-  return node == nullptr ? 0 : reinterpret_cast<std::uintptr_t>(node) | link_tag(node->hash);
+  if (node == nullptr) return 0;
+  const bool more = node->chain.load(std::memory_order_relaxed) != 0;
+  return reinterpret_cast<std::uintptr_t>(node) | link_tag(node->hash) | (more ? kLinkMore : 0);
 }
 inline NodeHeader* link_node(std::uintptr_t link) {
-  return reinterpret_cast<NodeHeader*>(link & ~kLinkTagMask);
+  return reinterpret_cast<NodeHeader*>(link & ~kLinkFlags);
 }
 
 // Present in front of the header of entries that expire. Offset from the header is
