@@ -4,6 +4,7 @@
 #include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <asio/bind_executor.hpp>
@@ -260,7 +261,13 @@ std::optional<Result<std::vector<Reply>>> Connection::try_direct(
   std::vector<Reply> replies;
   replies.reserve(commands);
   std::vector<char>& buffer = *read_buffer_;
+  // The reply cannot be there yet: wait first rather than try a read that fails.
+  bool wait_first = true;
   while (replies.size() < commands) {
+    if (std::exchange(wait_first, false) && !wait_fd(fd, POLLIN, deadline)) {
+      outcome.unanswered = commands - replies.size();
+      return fail(Errc::kTimeout, "no reply by the deadline");
+    }
     const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -454,7 +461,7 @@ bool Connection::socket_ready_for_writing() {
   if (!claim_socket()) return false;
   // An idle plain socket has no read pending: if the server sent something meanwhile (it
   // closed the connection, most likely), read that first rather than write into it.
-  if (!reading_ && socket_readable_now()) probing_read_ = true;
+  if (!reading_ && !after_read_ && socket_readable_now()) probing_read_ = true;
   if (probing_read_) {
     ensure_reading();
     return false;  // on_read() calls write_more() again
@@ -469,11 +476,18 @@ bool Connection::claim_socket() {
     return false;
   }
   direct_open_ = false;
+  if (released_fd_ >= 0) {
+    // Back under Asio's reactor (see maybe_open_direct()).
+    std::error_code ec;
+    socket_->assign(released_protocol_, released_fd_, ec);
+    if (ec) ::close(released_fd_);  // the socket stays closed: the next I/O fails and drops
+    released_fd_ = -1;
+  }
   return true;
 }
 
 bool Connection::socket_readable_now() {
-  if (tls_stream_ || !socket_) return false;
+  if (tls_stream_ || !socket_ || !socket_->is_open()) return false;
   pollfd p{};
   p.fd = socket_->native_handle();
   p.events = POLLIN;
@@ -489,8 +503,19 @@ void Connection::maybe_open_direct() {
   if (!unwritten_.empty()) return;
   std::lock_guard lock(owner_mutex_);
   if (direct_busy_) return;
+  if (released_fd_ < 0) {
+    // Take the socket out of Asio's reactor while callers drive it: epoll would otherwise
+    // wake the I/O thread for every reply a caller reads itself.
+    std::error_code ec;
+    const asio::ip::tcp::endpoint local = socket_->local_endpoint(ec);
+    if (ec) return;
+    released_protocol_ = local.protocol();
+    const int fd = socket_->release(ec);
+    if (ec) return;
+    released_fd_ = fd;
+  }
   direct_open_ = true;
-  direct_fd_ = socket_->native_handle();
+  direct_fd_ = released_fd_;
   direct_generation_ = generation_;
 }
 
@@ -509,6 +534,7 @@ void Connection::lost(std::error_code ec, const std::string& what) {
 
 void Connection::ensure_reading() {
   if (reading_ || (!socket_ && !tls_stream_)) return;
+  if (state_ == State::kReady && !claim_socket()) return;  // a caller holds it; it hands back
   reading_ = true;
   read_more();
 }
@@ -564,7 +590,9 @@ void Connection::on_read(std::uint64_t generation, std::error_code ec, std::size
   }
   parsing_ = false;
   if (keep_reading()) ensure_reading();
+  after_read_ = true;  // the socket was just read: no need to probe it before writing
   write_more();
+  after_read_ = false;
   maybe_open_direct();
 }
 
@@ -870,6 +898,10 @@ void Connection::close_socket() {
     direct_open_ = false;
     // A caller is using the socket (only close_now() gets here then): after_direct() closes it.
     if (direct_busy_) return;
+    if (released_fd_ >= 0) {
+      ::close(released_fd_);
+      released_fd_ = -1;
+    }
   }
   if (tls_stream_) {
     tls_stream_->lowest_layer().close(ignored);

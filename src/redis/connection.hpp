@@ -228,8 +228,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<std::string> write_buffer_ = std::make_shared<std::string>();
   std::shared_ptr<std::vector<char>> read_buffer_;
   bool write_in_flight_ = false;
-  bool reading_ = false;  // a read is pending on the current socket
-  bool parsing_ = false;  // on_read() is handing out replies (writes wait for its end)
+  bool reading_ = false;     // a read is pending on the current socket
+  bool parsing_ = false;     // on_read() is handing out replies (writes wait for its end)
+  bool after_read_ = false;  // write_more() called by on_read(): the socket was just read
   // Bytes (or EOF) arrived on the idle socket: writes wait until they are read.
   bool probing_read_ = false;
   RespParser parser_;
@@ -249,6 +250,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool direct_busy_ = false;     // a caller holds the socket
   bool strand_waiting_ = false;  // the strand wanted the socket while a caller held it
   int direct_fd_ = -1;
+  // The socket while taken out of Asio's reactor for the fast path (-1: it is not).
+  int released_fd_ = -1;
+  asio::ip::tcp released_protocol_ = asio::ip::tcp::v4();
   std::uint64_t direct_generation_ = 0;
   bool health_ping_in_flight_ = false;
   Error last_connect_error_;
