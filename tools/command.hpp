@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "quote.hpp"
+
 namespace CLI {
 class App;
 }
@@ -33,16 +35,6 @@ struct Subcommand {
 };
 
 // ---- option validation (CLI11 validators return "" or the message) --------------------------
-
-// 'text', built by appending (GCC 12 reports a false -Wrestrict on "'" + std::string).
-inline std::string single_quoted(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('\'');
-  out.append(text);
-  out.push_back('\'');
-  return out;
-}
 
 // All of `text` as one T (decimal integer, or a floating-point number), else nullopt.
 template <class T>

@@ -11,10 +11,13 @@
 #include <limits>
 #include <memory>
 
+#include "quote.hpp"
 #include "sim/zipf.hpp"
 
 namespace tiercache::sim {
 namespace {
+
+using cli::single_quoted;
 
 // Longest excerpt of a bad line quoted in an error message.
 constexpr std::size_t kMaxQuotedLine = 40;
@@ -34,16 +37,6 @@ bool parse_key(const char* begin, const char* end, std::uint64_t& out) {
   }
   out = value;
   return true;
-}
-
-// 'text', built by appending (GCC 12 reports a false -Wrestrict on "'" + std::string).
-std::string single_quoted(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('\'');
-  out.append(text);
-  out.push_back('\'');
-  return out;
 }
 
 std::string quote_line(std::string_view line) {

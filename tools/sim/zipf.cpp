@@ -14,10 +14,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "quote.hpp"
 #include "sim/random.hpp"
 
 namespace tiercache::sim {
 namespace {
+
+using cli::single_quoted;
 
 // log1p(x) / x, continuous at 0.
 double helper1(double x) {
@@ -29,16 +32,6 @@ double helper1(double x) {
 double helper2(double x) {
   if (std::abs(x) > 1e-8) return std::expm1(x) / x;
   return 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
-}
-
-// 'text', built by appending (GCC 12 reports a false -Wrestrict on "'" + std::string).
-std::string single_quoted(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('\'');
-  out.append(text);
-  out.push_back('\'');
-  return out;
 }
 
 bool parse_u64(std::string_view text, std::uint64_t& out) {
