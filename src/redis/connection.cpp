@@ -153,14 +153,18 @@ void Connection::submit(std::shared_ptr<PendingRequest> request) {
     }
   }
   if (refused) {
-    request->finished = true;
-    // Never inside the caller's initiating function: a callback may not expect that.
-    asio::post(strand_, [request = std::move(request), error = std::move(*refused)]() mutable {
-      request->complete(std::move(error));
-    });
+    refuse(std::move(request), std::move(*refused));  // NOLINT(bugprone-use-after-move): not moved
     return;
   }
   if (post) asio::post(strand_, [self = shared_from_this()] { self->flush_incoming(); });
+}
+
+void Connection::refuse(std::shared_ptr<PendingRequest> request, Error error) {
+  request->finished = true;
+  // Never inside the caller's initiating function: a callback may not expect that.
+  asio::post(strand_, [request = std::move(request), error = std::move(error)]() mutable {
+    request->complete(std::move(error));
+  });
 }
 
 void Connection::close() {
@@ -338,14 +342,14 @@ void Connection::after_direct(std::uint64_t generation, DirectOutcome outcome) {
     if (push_handler_) push_handler_(std::move(push));  // counted by try_direct()
   }
   if (outcome.drop) {
-    drop(std::move(*outcome.drop));
+    drop(*outcome.drop);
     return;
   }
   if (outcome.unanswered > 0) {
     // The replies the caller gave up on: matched and dropped when they come.
     auto late = std::make_shared<CallbackRequest>(std::string(), outcome.unanswered,
                                                   RequestClock::time_point::max(),
-                                                  [](Result<std::vector<Reply>>) {});
+                                                  [](const Result<std::vector<Reply>>&) {});
     late->written = true;
     late->finished = true;
     awaiting_.push_back(std::move(late));
@@ -365,10 +369,7 @@ void Connection::submit_on_strand(std::shared_ptr<PendingRequest> request) {
                                                " requests already pending");
   }
   if (refused) {
-    request->finished = true;
-    asio::post(strand_, [request = std::move(request), error = std::move(*refused)]() mutable {
-      request->complete(std::move(error));
-    });
+    refuse(std::move(request), std::move(*refused));
     return;
   }
   pending_.fetch_add(1, std::memory_order_relaxed);
@@ -582,7 +583,7 @@ void Connection::on_read(std::uint64_t generation, std::error_code ec, std::size
       counters_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
       Error error = parser_.error();
       error.message = config_.endpoint() + ": " + error.message;
-      drop(std::move(error));
+      drop(error);
       return;
     } else {
       break;
@@ -672,15 +673,15 @@ void Connection::connect() {
   }
   resolver_.async_resolve(
       config_.host, std::to_string(config_.port),
-      asio::bind_executor(strand_,
-                          [self = shared_from_this(), gen](
-                              std::error_code e, asio::ip::tcp::resolver::results_type endpoints) {
-                            self->on_resolved(gen, e, std::move(endpoints));
-                          }));
+      asio::bind_executor(
+          strand_, [self = shared_from_this(), gen](
+                       std::error_code e, const asio::ip::tcp::resolver::results_type& endpoints) {
+            self->on_resolved(gen, e, endpoints);
+          }));
 }
 
 void Connection::on_resolved(std::uint64_t generation, std::error_code ec,
-                             asio::ip::tcp::resolver::results_type endpoints) {
+                             const asio::ip::tcp::resolver::results_type& endpoints) {
   if (generation != generation_) return;
   if (ec) {
     connect_failed(
@@ -820,13 +821,13 @@ void Connection::on_handshake(bool resp3, Result<std::vector<Reply>> result) {
   maybe_open_direct();
 }
 
-void Connection::connect_failed(Error error) {
+void Connection::connect_failed(const Error& error) {
   counters_.connect_failures.fetch_add(1, std::memory_order_relaxed);
   last_connect_error_ = error;
   // A refusal of the credentials or of the certificates is not going away by itself within a
   // request's deadline: say so now rather than with a timeout.
   if (error.code == Errc::kAuth || error.code == Errc::kTls) fail_unwritten(error);
-  drop(std::move(error));
+  drop(error);
 }
 
 void Connection::arm_connect_timer() {
@@ -844,7 +845,7 @@ void Connection::arm_connect_timer() {
 
 // ---- strand: failures, reconnects, closing -----------------------------------------------------
 
-void Connection::drop(Error error) {
+void Connection::drop(const Error& error) {
   if (state_ == State::kClosed || state_ == State::kDisconnected) return;
   if (state_ == State::kConnecting || state_ == State::kHandshaking) last_connect_error_ = error;
   state_ = State::kDisconnected;
@@ -973,7 +974,7 @@ void Connection::on_health_check(std::uint64_t generation) {
         std::min<std::chrono::nanoseconds>(config_.health_check_interval, config_.command_timeout);
     auto ping = std::make_shared<CallbackRequest>(
         "*1\r\n$4\r\nPING\r\n", 1, now + timeout,
-        [self = shared_from_this(), generation, timeout](Result<std::vector<Reply>> result) {
+        [self = shared_from_this(), generation, timeout](const Result<std::vector<Reply>>& result) {
           if (generation != self->generation_) return;
           self->health_ping_in_flight_ = false;
           if (!result.ok() && result.error().code == Errc::kTimeout) {

@@ -115,6 +115,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Strand-only from here on.
   void submit_on_strand(std::shared_ptr<PendingRequest> request);
+  // Completes `request` with `error`, later on the strand (never inside submit()).
+  void refuse(std::shared_ptr<PendingRequest> request, Error error);
   void flush_incoming();
   void write_more();
   void on_written(std::uint64_t generation, std::error_code ec);
@@ -150,15 +152,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void connect();
   void on_resolved(std::uint64_t generation, std::error_code ec,
-                   asio::ip::tcp::resolver::results_type endpoints);
+                   const asio::ip::tcp::resolver::results_type& endpoints);
   void on_connected(std::uint64_t generation, std::error_code ec);
   void on_tls_handshake(std::uint64_t generation, std::error_code ec);
   void send_handshake(bool resp3);
   void on_handshake(bool resp3, Result<std::vector<Reply>> result);
   // A connection attempt failed: counts it, remembers why, drops.
-  void connect_failed(Error error);
+  void connect_failed(const Error& error);
   // Tears the connection down with `error` for the written requests; schedules a reconnect.
-  void drop(Error error);
+  void drop(const Error& error);
   void fail_unwritten(const Error& error);
   void schedule_reconnect();
 

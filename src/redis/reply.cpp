@@ -12,6 +12,7 @@
 
 #include "tiercache/redis/reply.hpp"
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -59,7 +60,7 @@ namespace {
 bool same_double(double a, double b) noexcept {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
   // Bitwise: 0.0 and -0.0 differ (a reply that says -0 is not the reply that says 0).
-  return std::memcmp(&a, &b, sizeof a) == 0;
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
 }
 
 }  // namespace

@@ -81,7 +81,8 @@ inline std::uintptr_t make_link(NodeHeader* node) {
   return reinterpret_cast<std::uintptr_t>(node) | link_tag(node->hash) | (more ? kLinkMore : 0);
 }
 inline NodeHeader* link_node(std::uintptr_t link) {
-  return reinterpret_cast<NodeHeader*>(link & ~kLinkFlags);
+  // A tagged pointer: the integer round trip is the point.
+  return reinterpret_cast<NodeHeader*>(link & ~kLinkFlags);  // NOLINT(performance-no-int-to-ptr)
 }
 
 // Present in front of the header of entries that expire. Offset from the header is
