@@ -179,15 +179,8 @@ class Subscriber::Impl {
         ++dropped_since_gap_;
         return;
       }
-      if (is_message && dropped_since_gap_ > 0) {
-        // The queue has room again: say what was lost, before what comes next.
-        push_locked(PubSubEvent{
-            PubSubEvent::Kind::kGap,
-            {},
-            std::to_string(dropped_since_gap_) + " messages dropped: the handler was too slow"});
-        ++stats_.gaps;
-        dropped_since_gap_ = 0;
-      }
+      // The queue has room again: say what was lost, before what comes next.
+      if (is_message) report_drops_locked();
       queue_.push_back(std::move(item));
     }
     wake_.notify_one();
@@ -198,10 +191,23 @@ class Subscriber::Impl {
     wake_.notify_one();
   }
 
+  // Under mutex_: the kGap for the messages dropped since the last one, if any.
+  void report_drops_locked() {
+    if (dropped_since_gap_ == 0) return;
+    push_locked(PubSubEvent{
+        PubSubEvent::Kind::kGap,
+        {},
+        std::to_string(dropped_since_gap_) + " messages dropped: the handler was too slow"});
+    ++stats_.gaps;
+    dropped_since_gap_ = 0;
+  }
+
   // Dispatcher thread.
   void dispatch() {
     std::unique_lock lock(mutex_);
     for (;;) {
+      // Drops are reported as soon as the queue has drained (if no message came after them).
+      if (queue_.empty()) report_drops_locked();
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       Item item = std::move(queue_.front());
