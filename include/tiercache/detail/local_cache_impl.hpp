@@ -146,8 +146,13 @@ detail::NodeHeader* LocalCache<K, V, Hash, Eq>::make_node(std::uint32_t hash, co
   }
   detail::NodeHeader& h = n->header;
   h.hash = hash;
+  // kSampled: in the tuner's sample now. The sample only ever shrinks (a halving keeps a
+  // subset), so the flag may outlive the key's membership, never miss it; the tuner checks
+  // again, and readers skip the hash mix on every hit.
+  const bool sampled = tuner_ != nullptr && tuner_->sampled(hash);
   h.flags = static_cast<std::uint8_t>((value == nullptr ? detail::NodeHeader::kNegative : 0) |
-                                      (timed ? detail::NodeHeader::kTimed : 0));
+                                      (timed ? detail::NodeHeader::kTimed : 0) |
+                                      (sampled ? detail::NodeHeader::kSampled : 0));
   return &h;
 }
 
@@ -155,7 +160,7 @@ template <class K, class V, class Hash, class Eq>
 bool LocalCache<K, V, Hash, Eq>::note_hit(detail::ReaderRecord& me, detail::NodeHeader* n) {
   using detail::NodeHeader;
   std::uint8_t clock = n->clock.load(std::memory_order_relaxed);
-  if (clock == NodeHeader::kNotProtected || (tuner_ != nullptr && tuner_->sampled(n->hash))) {
+  if (clock == NodeHeader::kNotProtected || (n->flags & NodeHeader::kSampled) != 0) {
     return me.record(n);
   }
   // A failed exchange leaves the current state in `clock`: marked by another reader (done)

@@ -38,7 +38,7 @@ struct NodeHeader {
   std::uint8_t queue = 0;
   // Lifecycle (State below).
   std::uint8_t state = 0;
-  // Immutable flags (kNegative, kTimed).
+  // Immutable flags (kNegative, kTimed, kSampled).
   std::uint8_t flags = 0;
   // CLOCK reference state of the protected queue, the one policy field readers write:
   // kNotProtected -> readers leave a note in their read ring; kUnreferenced -> the first
@@ -50,6 +50,7 @@ struct NodeHeader {
 
   static constexpr std::uint8_t kNegative = 1;  // a "known absent" entry, no value stored
   static constexpr std::uint8_t kTimed = 2;     // preceded in memory by TimerLinks
+  static constexpr std::uint8_t kSampled = 4;   // in the policy tuner's sample when created
 
   enum State : std::uint8_t { kNew = 0, kLive = 1, kRemoved = 2 };
   enum Clock : std::uint8_t { kNotProtected = 0, kUnreferenced = 1, kReferenced = 2 };
