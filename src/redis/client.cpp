@@ -5,6 +5,10 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -14,6 +18,60 @@
 namespace tiercache::redis {
 
 namespace detail {
+
+// Delivers pushes to ClientConfig::push_handler on a thread of its own. enqueue() (the I/O
+// thread) never blocks: a full queue drops the push and counts it.
+class PushDispatcher {
+ public:
+  PushDispatcher(std::function<void(Reply&&)> handler, std::size_t max_queued)
+      : handler_(std::move(handler)), max_queued_(max_queued), thread_([this] { run(); }) {}
+  ~PushDispatcher() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  PushDispatcher(const PushDispatcher&) = delete;
+  PushDispatcher& operator=(const PushDispatcher&) = delete;
+
+  void enqueue(Reply&& push) {
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.size() >= max_queued_) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      queue_.push_back(std::move(push));
+    }
+    wake_.notify_one();
+  }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      Reply push = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      handler_(std::move(push));
+      lock.lock();
+    }
+  }
+
+  std::function<void(Reply&&)> handler_;
+  const std::size_t max_queued_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Reply> queue_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> dropped_{0};
+  std::thread thread_;  // last: starts once the rest is built
+};
 
 // What a Client owns: the io_context and thread (if its own), the TLS context and the
 // connections. Shared with nothing else; connections outlive it only through their handlers.
@@ -37,6 +95,14 @@ class ClientCore {
     for (std::size_t i = 0; i < count; ++i) {
       const std::uint64_t seed = (std::uint64_t{random()} << 32) ^ random();
       connections_.push_back(std::make_shared<Connection>(io_, config_, tls, seed));
+    }
+    if (config_.push_handler && !connections_.empty()) {
+      pushes_ = std::make_shared<PushDispatcher>(config_.push_handler, config_.max_queued_pushes);
+      for (auto& connection : connections_) {
+        // Shared: with a caller's io_context a connection may outlive the client.
+        connection->set_push_handler(
+            [pushes = pushes_](Reply&& push) { pushes->enqueue(std::move(push)); });
+      }
     }
     for (auto& connection : connections_) connection->start();
     if (owned_io_) {
@@ -90,6 +156,7 @@ class ClientCore {
   ClientStats stats() const {
     ClientStats s;
     for (const auto& connection : connections_) connection->counters().add_to(s);
+    if (pushes_) s.pushes_dropped = pushes_->dropped();
     return s;
   }
 
@@ -106,6 +173,7 @@ class ClientCore {
   asio::io_context& io_;
   std::optional<Error> config_error_;
   std::vector<std::shared_ptr<Connection>> connections_;
+  std::shared_ptr<PushDispatcher> pushes_;  // with ClientConfig::push_handler
   std::atomic<std::size_t> next_{0};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;

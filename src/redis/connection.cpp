@@ -542,7 +542,7 @@ void Connection::ensure_reading() {
 
 bool Connection::keep_reading() const {
   return state_ != State::kReady || tls_stream_.has_value() || subscriber_mode_ ||
-         !awaiting_.empty();
+         push_handler_ != nullptr || !awaiting_.empty();
 }
 
 void Connection::read_more() {

@@ -16,8 +16,10 @@
 #include <asio/use_future.hpp>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -400,6 +402,34 @@ TEST(RedisClient, BlockingAndAsyncCallsMixedOnOneConnectionEachGetTheirOwnReply)
   }
   EXPECT_EQ(async_done.load(), kRounds);
   EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(RedisClient, DeliversServerPushesToItsHandlerOffTheIoThread) {
+  RedisProcess server = RedisProcess::start();
+  std::mutex mutex;
+  std::condition_variable arrived;
+  std::vector<Reply> pushes;
+  ClientConfig config = config_for(server.port());
+  config.push_handler = [&](Reply&& push) {
+    std::lock_guard lock(mutex);
+    pushes.push_back(std::move(push));
+    arrived.notify_all();
+  };
+  Client client(config);
+  // Client-side caching: after a tracked read, a write by anyone invalidates the key.
+  ASSERT_TRUE(client.command("CLIENT", "TRACKING", "ON").ok());
+  ASSERT_TRUE(client.command("GET", "tracked").ok());
+  Client writer(config_for(server.port()));
+  ASSERT_TRUE(writer.command("SET", "tracked", "new").ok());
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(arrived.wait_for(lock, 5s, [&] { return !pushes.empty(); }));
+  const Reply& push = pushes.front();
+  ASSERT_EQ(push.type, ReplyType::kPush);
+  ASSERT_GE(push.elements.size(), 2u);
+  EXPECT_EQ(push.elements[0].string, "invalidate");
+  ASSERT_EQ(push.elements[1].elements.size(), 1u);
+  EXPECT_EQ(push.elements[1].elements[0].string, "tracked");
+  EXPECT_EQ(client.stats().pushes_dropped, 0u);
 }
 
 // ---- bad bytes ------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ struct ClientStats {
   std::uint64_t connect_failures = 0;   // failed connection attempts
   std::uint64_t protocol_errors = 0;    // connections closed because of bad replies
   std::uint64_t push_messages = 0;      // RESP3 pushes received
+  std::uint64_t pushes_dropped = 0;     // not delivered: the push handler's queue was full
 };
 
 namespace detail {

@@ -139,9 +139,21 @@ struct ClientConfig {
   // What the reply parser accepts; see ReplyLimits.
   ReplyLimits limits;
   // Connections to the server. Default 1: one multiplexed connection carries every request
-  // (pipelined, so one is usually enough). More spread the parsing over several I/O threads
-  // and keep a slow large reply from delaying the others.
+  // (pipelined, so one is usually enough). More keep a slow large reply from delaying the
+  // others; they share the client's I/O thread.
   std::size_t connections = 1;
+
+  // ---- server pushes ------------------------------------------------------------------------
+  // Receives the RESP3 pushes that arrive on the client's connections (e.g. the invalidations
+  // of CLIENT TRACKING), one at a time, in arrival order, on a dispatcher thread of the
+  // client's own: a slow handler never stalls replies. Pushes wait in a queue of at most
+  // max_queued_pushes; beyond, they are dropped and counted (ClientStats::pushes_dropped):
+  // a consumer that relies on them (a cache trusting invalidations) must treat a drop, like a
+  // reconnection (ClientStats::connects), as "anything may have changed". Default: none
+  // (pushes are only counted). With a handler every connection keeps a read pending, so
+  // blocking calls always go through the I/O thread (no fast path).
+  std::function<void(Reply&&)> push_handler;
+  std::size_t max_queued_pushes = 10000;
 
   // "host:port", or "[host]:port" when host is an IPv6 address. For logs and errors.
   std::string endpoint() const;
