@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "tiercache/clock.hpp"
+#include "tiercache/detail/mix.hpp"
 
 namespace tiercache {
 
@@ -48,12 +49,7 @@ class Backoff {
   void reset() { attempts_ = 0; }
 
  private:
-  std::uint64_t next_random() {  // splitmix64
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next_random() { return detail::splitmix64_next(state_); }
 
   Duration min_delay_;
   Duration max_delay_;

@@ -17,6 +17,7 @@
 #include <random>
 
 #include "tiercache/clock.hpp"
+#include "tiercache/detail/mix.hpp"
 
 namespace tiercache {
 
@@ -49,12 +50,9 @@ class TtlJitter {
     static constexpr result_type min() { return 0; }
     static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
     result_type operator()() {
-      std::uint64_t z =
-          owner->counter_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) +
-          0x9e3779b97f4a7c15ULL;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      return z ^ (z >> 31);
+      return detail::mix64(
+          owner->counter_.fetch_add(detail::kSplitMixGamma, std::memory_order_relaxed) +
+          detail::kSplitMixGamma);
     }
     TtlJitter* owner;
   };

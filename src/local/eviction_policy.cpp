@@ -23,10 +23,6 @@ constexpr std::size_t kMarkingMinEntries = 4096;
 constexpr std::uint32_t kWarmCandidateFrequency = 6;
 constexpr std::uint64_t kRandomAdmissionMask = 127;
 
-std::uint64_t next_random(std::uint64_t& state) {
-  state += 0x9e3779b97f4a7c15ULL;
-  return mix64(state);
-}
 }  // namespace
 
 EvictionPolicy::EvictionPolicy(PolicyKind kind, std::uint64_t max_weight,
@@ -283,7 +279,7 @@ bool EvictionPolicy::admit(NodeHeader* candidate, NodeHeader* victim) {
   const std::uint32_t victim_freq = sketch_.frequency(victim->hash);
   if (candidate_freq > victim_freq) return true;
   if (candidate_freq < kWarmCandidateFrequency) return false;
-  return (next_random(random_state_) & kRandomAdmissionMask) == 0;
+  return (splitmix64_next(random_state_) & kRandomAdmissionMask) == 0;
 }
 
 void EvictionPolicy::evict_tinylfu(std::vector<NodeHeader*>& victims) {

@@ -5,18 +5,15 @@
 
 #include <cstdint>
 
+#include "tiercache/detail/mix.hpp"
+
 namespace tiercache::sim {
 
 // SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): a small, fast, well-mixed 64-bit generator.
 class SplitMix64 {
  public:
   explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return detail::splitmix64_next(state_); }
   // Uniform in [0, 1), 53 random bits.
   double next_double() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   // Uniform in [0, n) (modulo; the bias is < n / 2^64, irrelevant here).

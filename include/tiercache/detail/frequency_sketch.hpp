@@ -22,17 +22,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace tiercache::detail {
+#include "tiercache/detail/mix.hpp"
 
-// Mixes a 64-bit value (splitmix64 finaliser; Steele, Lea & Flood, OOPSLA 2014).
-inline std::uint64_t mix64(std::uint64_t x) noexcept {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
+namespace tiercache::detail {
 
 class FrequencySketch {
  public:
