@@ -455,10 +455,14 @@ void Connection::on_written(std::uint64_t generation, std::error_code ec) {
   maybe_open_direct();
 }
 
+bool Connection::has_unwritten() {
+  while (!unwritten_.empty() && unwritten_.front()->finished) unwritten_.pop_front();
+  return !unwritten_.empty();
+}
+
 bool Connection::socket_ready_for_writing() {
   if (state_ != State::kReady) return true;  // handshakes: the strand owns the socket
-  while (!unwritten_.empty() && unwritten_.front()->finished) unwritten_.pop_front();
-  if (ready_bytes_.empty() && unwritten_.empty()) return false;
+  if (ready_bytes_.empty() && !has_unwritten()) return false;
   if (!claim_socket()) return false;
   // An idle plain socket has no read pending: if the server sent something meanwhile (it
   // closed the connection, most likely), read that first rather than write into it.
@@ -500,8 +504,7 @@ void Connection::maybe_open_direct() {
       reading_ || !awaiting_.empty() || !ready_bytes_.empty()) {
     return;
   }
-  while (!unwritten_.empty() && unwritten_.front()->finished) unwritten_.pop_front();
-  if (!unwritten_.empty()) return;
+  if (has_unwritten()) return;
   std::lock_guard lock(owner_mutex_);
   if (direct_busy_) return;
   if (released_fd_ < 0) {
@@ -1090,8 +1093,9 @@ void Connection::on_deadline_timer() {
                                                      " by the deadline (queue too long)"));
     }
   }
-  // Requests that timed out before being written: drop them from the queue.
-  while (!unwritten_.empty() && unwritten_.front()->finished) unwritten_.pop_front();
+  // Requests that timed out before being written: drop them from the queue (has_unwritten()
+  // drops those at the front; a compaction, rarely, the rest).
+  has_unwritten();
   if (unwritten_.size() > pending_.load(std::memory_order_relaxed) + kUnwrittenSlack) {
     std::erase_if(unwritten_, [](const auto& request) { return request->finished; });
   }

@@ -132,6 +132,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool claim_socket();
   // Strand: whether write_more() may write now (claims the socket when it may).
   bool socket_ready_for_writing();
+  // Strand: drops the requests at the front of unwritten_ that finished (timed out) before
+  // being written; true if any request is left to write.
+  bool has_unwritten();
   // Strand: offers the socket to the fast path if the connection is idle.
   void maybe_open_direct();
   // What a fast-path call leaves for the strand.
