@@ -238,7 +238,8 @@ else
     -DTIERCACHE_BUILD_BENCH=OFF \
     -DTIERCACHE_BUILD_EXAMPLES=OFF \
     -DTIERCACHE_INSTALL=OFF
-  cmake --build build-fuzz -j "$jobs" --target tiercache_fuzz_resp_parser tiercache_fuzz_url
+  cmake --build build-fuzz -j "$jobs" --target tiercache_fuzz_resp_parser tiercache_fuzz_url \
+    tiercache_fuzz_envelope
   phase_end
 
   phase_begin "fuzz (libFuzzer, ${fuzz_seconds} s per target)"
@@ -248,6 +249,7 @@ else
   fuzz_work_dir="$(mktemp -d "${TMPDIR:-/tmp}/tiercache-fuzz.XXXXXX")"
   run_fuzzer resp_parser fuzz/resp.dict
   run_fuzzer url fuzz/url.dict
+  run_fuzzer envelope fuzz/envelope.dict
   phase_end
 fi
 

@@ -1,5 +1,6 @@
 # The library's source files, relative to the repository root. Maintained by hand.
 set(TIERCACHE_SOURCES
+  src/cache/envelope.cpp
   src/local/clock.cpp
   src/local/eviction_policy.cpp
   src/local/frequency_sketch.cpp
@@ -8,6 +9,7 @@ set(TIERCACHE_SOURCES
   src/local/policy_tuner.cpp
   src/local/readers.cpp
   src/local/timer_wheel.cpp
+  src/metrics/metrics.cpp
   src/redis/client.cpp
   src/redis/command.cpp
   src/redis/config.cpp
