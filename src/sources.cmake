@@ -1,6 +1,9 @@
 # The library's source files, relative to the repository root. Maintained by hand.
 set(TIERCACHE_SOURCES
+  src/cache/cache_core.cpp
+  src/cache/circuit_breaker.cpp
   src/cache/envelope.cpp
+  src/cache/task_pool.cpp
   src/local/clock.cpp
   src/local/eviction_policy.cpp
   src/local/frequency_sketch.cpp

@@ -3,9 +3,10 @@
 //   tiercache sim ...           replay a trace through LocalCache / LRU / Belady's optimal
 //   tiercache redis ...         run one Redis command, print the reply like redis-cli
 //   tiercache redis-bench ...   GET throughput and latency of the Redis client
+//   tiercache stampede ...      processes x callers asking for cold keys at once: DB loads
 //
-// Exit codes: 0 ok, 1 unexpected failure, 2 bad command line or bad input; `redis` and
-// `redis-bench` add 3 (connection or timeout), 4 (auth) and 5 (TLS).
+// Exit codes: 0 ok, 1 unexpected failure, 2 bad command line or bad input; `redis`,
+// `redis-bench` and `stampede` add 3 (connection or timeout), 4 (auth) and 5 (TLS).
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "redis/redis_bench_command.hpp"
 #include "redis/redis_command.hpp"
 #include "sim/sim_command.hpp"
+#include "stampede/stampede_command.hpp"
 
 int main(int argc, char** argv) {
   namespace cli = tiercache::cli;
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
   subcommands.push_back(cli::add_sim_command(program));
   subcommands.push_back(cli::add_redis_command(program));
   subcommands.push_back(cli::add_redis_bench_command(program));
+  subcommands.push_back(cli::add_stampede_command(program));
   // After the subcommands: they would inherit it.
   program.footer("Run 'tiercache <subcommand> --help' for the options of a subcommand.");
 

@@ -124,6 +124,13 @@ class LocalCache {
   // Returns whether it inserted (true also for a value heavier than the whole bound, which
   // is then evicted at once, as RemovalCause::kSize).
   bool put_if_absent(const K& key, V value, std::optional<Duration> ttl = std::nullopt);
+  // Like put(), and returns a reference to the value it stored. The reference is valid even
+  // when the entry is evicted at once (too heavy, or not admitted) or when ttl <= 0 (then
+  // nothing is stored and the reference is the only holder of the value).
+  Cached<V> insert(const K& key, V value, std::optional<Duration> ttl = std::nullopt);
+  // A reference to `value` that is not stored in the cache (the reference is its only holder).
+  // For callers that hand out Cached<V> for values they decided not to keep.
+  Cached<V> wrap(const K& key, V value);
 
   // Removes `key`. Returns whether an entry (expired or not) was there.
   bool erase(const K& key);
@@ -178,7 +185,8 @@ class LocalCache {
   // the reader's ring. Returns false if the ring was full.
   bool note_hit(detail::ReaderRecord& me, detail::NodeHeader* n);
   detail::NodeHeader* make_node(std::uint32_t hash, const K& key, V* value, Duration ttl);
-  bool write(const K& key, V* value, std::optional<Duration> ttl, Write mode);
+  bool write(const K& key, V* value, std::optional<Duration> ttl, Write mode,
+             Cached<V>* handle = nullptr);
 
   // All below: REQUIRES writer_mutex_ held.
   enum class Dequeued { kNo, kByPolicy, kByTimers };

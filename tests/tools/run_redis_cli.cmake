@@ -1,4 +1,4 @@
-# Runs `tiercache redis` / `tiercache redis-bench` against the test servers of
+# Runs `tiercache redis` / `redis-bench` / `stampede` against the test servers of
 # scripts/redis-env.sh, one or more steps in order, checking each step's exit code and output.
 # Used by tests/tools/CMakeLists.txt as `cmake -D... -P run_redis_cli.cmake`:
 #

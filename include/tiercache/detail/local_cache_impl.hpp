@@ -222,18 +222,41 @@ bool LocalCache<K, V, Hash, Eq>::put_if_absent(const K& key, V value, std::optio
 }
 
 template <class K, class V, class Hash, class Eq>
+Cached<V> LocalCache<K, V, Hash, Eq>::insert(const K& key, V value, std::optional<Duration> ttl) {
+  Cached<V> handle;
+  write(key, &value, ttl, Write::kAlways, &handle);
+  return handle;
+}
+
+template <class K, class V, class Hash, class Eq>
+Cached<V> LocalCache<K, V, Hash, Eq>::wrap(const K& key, V value) {
+  detail::NodeHeader* lone = make_node(hash_of(key), key, &value, Duration::max());
+  return Cached<V>(lone, node_of(lone)->value(), &destroy);
+}
+
+template <class K, class V, class Hash, class Eq>
 bool LocalCache<K, V, Hash, Eq>::write(const K& key, V* value, std::optional<Duration> ttl,
-                                       Write mode) {
+                                       Write mode, Cached<V>* handle) {
   const Duration lifetime = ttl.value_or(options_.default_ttl);
   if (lifetime <= Duration::zero()) {
     // Nothing to keep; a stale entry must not survive a write either.
     if (mode == Write::kAlways) erase(key);
+    if (handle != nullptr) {
+      // A node that is never linked: the handle adopts its only reference.
+      detail::NodeHeader* lone = make_node(hash_of(key), key, value, Duration::max());
+      *handle = Cached<V>(lone, value == nullptr ? nullptr : node_of(lone)->value(), &destroy);
+    }
     return false;
   }
   const std::uint32_t hash = hash_of(key);
   const std::uint32_t weight = (weigher_ && value != nullptr) ? weigher_(key, *value) : 1;
   detail::NodeHeader* fresh = make_node(hash, key, value, lifetime);
   fresh->weight = weight;
+  if (handle != nullptr) {
+    // Taken before the node is published: eviction may release the cache's reference at once.
+    fresh->refs.fetch_add(1, std::memory_order_relaxed);
+    *handle = Cached<V>(fresh, value == nullptr ? nullptr : node_of(fresh)->value(), &destroy);
+  }
 
   std::vector<Removal> removals;
   bool inserted = true;
