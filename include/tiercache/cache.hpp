@@ -77,10 +77,11 @@ class Cache {
     return impl_->get_or_load(key, std::forward<Loader>(loader), ro);
   }
 
-  // get_or_load of several keys: L1 first, then one L2 read (MGET) for the rest, then one
-  // batch_loader call for what is still missing. batch_loader takes the missing keys
-  // (const std::vector<std::string>&) and returns a map-like range of (key, V) pairs; a key
-  // it leaves out is "not found". Results come in the order of `keys`.
+  // get_or_load of several keys: L1 first; then one pipelined L2 round trip that reads the
+  // rest and takes the locks of the absent ones; then one batch_loader call for those, stored
+  // in one more round trip. batch_loader takes the missing keys (const
+  // std::vector<std::string>&) and returns a map-like range of (key, V) pairs; a key it leaves
+  // out is "not found". Results come in the order of `keys`.
   template <class BatchLoader>
   std::vector<CacheResult<V>> get_or_load_many(const std::vector<std::string>& keys,
                                                BatchLoader&& batch_loader,

@@ -595,44 +595,27 @@ redis::Result<std::vector<Reply>> CacheCore::exec_scripts(const redis::Request& 
   return r;
 }
 
-std::vector<L2Read> CacheCore::lock_many(const std::vector<std::string>& keys) {
+std::vector<L2Read> CacheCore::read_or_lock_many(const std::vector<std::string>& keys,
+                                                 bool ignore_values) {
   std::vector<L2Read> out(keys.size());
   if (keys.empty() || !l2_allowed() || !version()) return out;
   const std::string lock_ms = std::to_string(std::max<std::int64_t>(1, to_ms(options_.lock_ttl)));
   std::vector<std::string> tokens;
+  tokens.reserve(keys.size());
   redis::Request request;
   for (const std::string& key : keys) {
     tokens.push_back(new_token());
     request.push("EVALSHA", scripts_->read_or_lock.sha1(), 2, data_key(key), lock_key(key),
-                 tokens.back(), lock_ms, "1");
+                 tokens.back(), lock_ms, ignore_values ? "1" : "0");
   }
   const auto start = std::chrono::steady_clock::now();
   redis::Result<std::vector<Reply>> r = exec_scripts(request, scripts_->read_or_lock);
   metrics_.l2_latency.observe(std::chrono::steady_clock::now() - start);
-  l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 lock of many keys");
+  l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 read/lock of many keys");
   if (!r.ok() || r->size() != keys.size()) return out;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (is_lock_reply((*r)[i])) read_lock_reply(keys[i], (*r)[i], std::move(tokens[i]), out[i]);
   }
-  return out;
-}
-
-std::vector<L2Read> CacheCore::read_many(const std::vector<std::string>& keys) {
-  std::vector<L2Read> out(keys.size());
-  if (keys.empty() || !l2_allowed() || !version()) return out;
-  std::vector<std::string> redis_keys;
-  redis_keys.reserve(keys.size());
-  for (const std::string& k : keys) redis_keys.push_back(data_key(k));
-  redis::Request request;
-  request.push_range("MGET", redis_keys);
-  const auto start = std::chrono::steady_clock::now();
-  redis::Result<Reply> r = client_->exec_one(request, call_options());
-  metrics_.l2_latency.observe(std::chrono::steady_clock::now() - start);
-  const bool well_formed =
-      r.ok() && r->type == redis::ReplyType::kArray && r->elements.size() == keys.size();
-  l2_outcome(well_formed, r.ok() ? nullptr : &r.error(), "L2 read of many keys");
-  if (!well_formed) return out;
-  for (std::size_t i = 0; i < keys.size(); ++i) decode_into(keys[i], r->elements[i], out[i]);
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "concurrency_test_support.hpp"
 #include "prometheus_format.hpp"
 #include "tiercache/metrics.hpp"
 
@@ -18,25 +19,13 @@ namespace tiercache {
 namespace {
 
 using namespace std::chrono_literals;
+using test::run_together;
 
 constexpr int kThreads = 4;
 constexpr int kOpsPerThread = 1'500'000;
 // More threads than stripes, so that some share one.
 constexpr int kManyThreads = 2 * static_cast<int>(kMetricStripes) + 3;
 constexpr int kOpsPerManyThread = 60'000;
-
-// Runs body(thread_index) on `threads` threads released together; returns once all are done.
-template <class Body>
-void run_together(int threads, Body body) {
-  std::latch start(threads);
-  std::vector<std::jthread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&start, &body, t] {
-      start.arrive_and_wait();
-      body(t);
-    });
-  }
-}
 
 // The i-th observation of thread t: spread over the default buckets, 0 to ~1.3 s.
 Duration observation(int t, int i) {

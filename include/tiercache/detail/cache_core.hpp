@@ -143,11 +143,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   L2Read read(std::string_view key);
   // One round trip: the entry if there is one (unless `ignore_value`); else tries the lock.
   L2Read read_or_lock(std::string_view key, bool ignore_value);
-  // read_or_lock(key, true) for several keys in one pipelined round trip: one L2Read (kLocked,
-  // kContended or kUnavailable) per key.
-  std::vector<L2Read> lock_many(const std::vector<std::string>& keys);
-  // MGET of several keys: one L2Read (kValue, kMiss or kUnavailable) per key.
-  std::vector<L2Read> read_many(const std::vector<std::string>& keys);
+  // read_or_lock() of several keys in one pipelined round trip: one L2Read per key (kValue;
+  // kMiss for an entry that does not decode; kLocked; kContended; kUnavailable).
+  std::vector<L2Read> read_or_lock_many(const std::vector<std::string>& keys, bool ignore_values);
   // Stores `bytes` for `key` if the lock `token` is still ours (no token: unconditionally),
   // releases the lock, and wakes waiters everywhere. kLockLost: an invalidation or write
   // during the load deleted the lock (

@@ -536,7 +536,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     }
   }
 
-  // The leader's part of get_or_load_many: one MGET, one pipelined lock attempt, one batch
+  // The leader's part of get_or_load_many: one pipelined read-or-lock, one batch
   // load; keys whose lock another process holds go through lead() one by one.
   template <class BatchFn>
   void lead_many(const std::vector<std::string>& keys, const std::vector<std::size_t>& led,
@@ -552,9 +552,31 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       std::vector<std::string> led_keys;
       led_keys.reserve(led.size());
       for (std::size_t i : led) led_keys.push_back(keys[i]);
-      std::vector<L2Read> reads = core_->read_many(led_keys);
-      std::vector<std::size_t> missing;
+      // One round trip reads every key and locks the absent ones.
+      std::vector<L2Read> reads = core_->read_or_lock_many(led_keys, false);
+      std::vector<std::size_t> to_lock;  // present but stale or undecodable: lock them next
       const TimePoint now = clock_.now();
+      const auto sort = [&](std::size_t i, L2Read& r) {
+        switch (r.kind) {
+          case L2Read::Kind::kLocked:
+            core_->metrics().lock_acquired.inc();
+            to_load.push_back(i);
+            tokens.push_back(std::move(r.token));
+            break;
+          case L2Read::Kind::kUnavailable:
+            to_load.push_back(i);
+            tokens.emplace_back();
+            break;
+          case L2Read::Kind::kContended:
+            core_->metrics().lock_contended.inc();
+            contended.push_back(i);  // the one-key path waits for the fill, or takes over
+            break;
+          case L2Read::Kind::kValue:
+          case L2Read::Kind::kMiss:
+            contended.push_back(i);  // filled or broken meanwhile: the one-key path decides
+            break;
+        }
+      };
       for (std::size_t j = 0; j < led.size(); ++j) {
         const std::size_t i = led[j];
         if (reads[j].kind == L2Read::Kind::kValue) {
@@ -572,32 +594,20 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
                           Result(l1_.wrap(keys[i], std::move(*entry)), Source::kL2, true));
             }
           }
+          to_lock.push_back(i);
         } else if (reads[j].kind == L2Read::Kind::kMiss) {
-          core_->metrics().l2_misses.inc();
+          to_lock.push_back(i);  // undecodable: replace it
+        } else {
+          if (reads[j].kind == L2Read::Kind::kLocked) core_->metrics().l2_misses.inc();
+          sort(i, reads[j]);
         }
-        missing.push_back(i);
       }
-      if (!missing.empty()) {
-        std::vector<std::string> missing_keys;
-        missing_keys.reserve(missing.size());
-        for (std::size_t i : missing) missing_keys.push_back(keys[i]);
-        std::vector<L2Read> locks = core_->lock_many(missing_keys);
-        for (std::size_t j = 0; j < missing.size(); ++j) {
-          const std::size_t i = missing[j];
-          switch (locks[j].kind) {
-            case L2Read::Kind::kLocked:
-              core_->metrics().lock_acquired.inc();
-              to_load.push_back(i);
-              tokens.push_back(std::move(locks[j].token));
-              break;
-            case L2Read::Kind::kUnavailable:
-              to_load.push_back(i);
-              tokens.emplace_back();
-              break;
-            default:  // contended (or filled meanwhile): the one-key path handles it
-              contended.push_back(i);
-          }
-        }
+      if (!to_lock.empty()) {
+        std::vector<std::string> lock_keys;
+        lock_keys.reserve(to_lock.size());
+        for (std::size_t i : to_lock) lock_keys.push_back(keys[i]);
+        std::vector<L2Read> locks = core_->read_or_lock_many(lock_keys, true);
+        for (std::size_t j = 0; j < to_lock.size(); ++j) sort(to_lock[j], locks[j]);
       }
     }
     if (!to_load.empty()) {
