@@ -20,7 +20,8 @@
 
 namespace CLI {
 class App;
-}
+class Validator;
+}  // namespace CLI
 
 namespace tiercache::cli {
 
@@ -53,6 +54,21 @@ std::string check_integer(std::string_view text, T low, T high, std::string_view
   if (value && *value >= low && *value <= high) return {};
   return single_quoted(text) + ": " + std::string(what) + " must be an integer in [" +
          std::to_string(low) + ", " + std::to_string(high) + "]";
+}
+
+// A CLI11 validator built from one of the checks above, e.g.
+//   ->check(validator([](std::string& t) { return check_seconds(t, 60); }, "S"))
+// (a template so that this header needs CLI11 only where it is used).
+template <class Validator = CLI::Validator, class Check>
+Validator validator(Check check, std::string name) {
+  return Validator([check](std::string& text) { return check(text); }, "", std::move(name));
+}
+
+// A validator of an integer option in [low, high]; `what` names it in the message.
+template <class T, class Validator = CLI::Validator>
+Validator integer_in(T low, T high, std::string what, std::string name) {
+  return validator<Validator>(
+      [=](std::string& text) { return check_integer(text, low, high, what); }, std::move(name));
 }
 
 // "" if `text` is a number of seconds in (0, max_seconds], else the message.

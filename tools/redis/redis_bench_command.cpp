@@ -384,40 +384,23 @@ Subcommand add_redis_bench_command(CLI::App& program) {
   app->add_option("--clients", args->clients, "sync: threads; async: slots of --inflight each")
       ->capture_default_str()
       ->type_name("C")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            return check_integer(text, 1u, kMaxClients, "the number of clients");
-          },
-          "", "C"));
+      ->check(integer_in(1u, kMaxClients, "the number of clients", "C"));
   app->add_option("--inflight", args->inflight, "async: requests in flight per slot")
       ->capture_default_str()
       ->type_name("K")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            return check_integer(text, 1u, kMaxInflight, "the requests in flight per client");
-          },
-          "", "K"));
+      ->check(integer_in(1u, kMaxInflight, "the requests in flight per client", "K"));
   app->add_option("--seconds", args->seconds, "How long to GET")
       ->capture_default_str()
       ->type_name("S")
-      ->check(CLI::Validator([](std::string& text) { return check_seconds(text, kMaxSeconds); }, "",
-                             "S"));
+      ->check(validator([](std::string& text) { return check_seconds(text, kMaxSeconds); }, "S"));
   app->add_option("--value-size", args->value_size, "Bytes per value")
       ->capture_default_str()
       ->type_name("B")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            return check_integer(text, std::size_t{0}, kMaxValueSize, "the value size (bytes)");
-          },
-          "", "B"));
+      ->check(integer_in(std::size_t{0}, kMaxValueSize, "the value size (bytes)", "B"));
   app->add_option("--keys", args->keys, "Keys to SET and GET")
       ->capture_default_str()
       ->type_name("N")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            return check_integer(text, std::size_t{1}, kMaxKeys, "the number of keys");
-          },
-          "", "N"));
+      ->check(integer_in(std::size_t{1}, kMaxKeys, "the number of keys", "N"));
   app->add_option("--key-prefix", args->key_prefix, "Keys are <prefix>0 .. <prefix>N-1")
       ->capture_default_str();
   app->add_flag("--allow-errors", args->allow_errors, "Exit 0 even if some requests failed");

@@ -166,7 +166,7 @@ void add_redis_connection_options(CLI::App& app, RedisConnectionArguments& args,
   user->needs(password);
   app.add_option("--timeout-ms", args.timeout_ms, timeout_help)
       ->type_name("N")
-      ->check(CLI::Validator([](std::string& text) { return check_timeout(text); }, "", "MS"));
+      ->check(validator([](std::string& text) { return check_timeout(text); }, "MS"));
   app.add_flag("--resp2", args.resp2,
                "Speak RESP2 (AUTH + CLIENT SETNAME) instead of RESP3 (HELLO 3)");
 }

@@ -189,14 +189,13 @@ Subcommand add_sim_command(CLI::App& program) {
                   "zipf:ALPHA:KEYS:REQUESTS:SEED (ALPHA in (0, 2])")
       ->required()
       ->type_name("FILE|zipf:A:K:R:S")
-      ->check(CLI::Validator([](std::string& text) { return check_trace(text); }, "", "TRACE"));
+      ->check(validator([](std::string& text) { return check_trace(text); }, "TRACE"));
   app->add_option("--capacity", args->capacities,
                   "Cache capacity in entries; several, comma-separated, are run in sequence")
       ->required()
       ->delimiter(',')
       ->type_name("N[,N...]")
-      ->check(
-          CLI::Validator([](std::string& text) { return check_capacity(text); }, "", "CAPACITY"));
+      ->check(validator([](std::string& text) { return check_capacity(text); }, "CAPACITY"));
   app->add_option("--policy", args->policy,
                   "tiercache (LocalCache, adaptive W-TinyLFU), tiercache-lru (LocalCache, LRU "
                   "mode), lru (std::mutex + std::list + std::unordered_map baseline), optimal "
@@ -211,13 +210,12 @@ Subcommand add_sim_command(CLI::App& program) {
                       "Measure read throughput instead: T threads get from a cache preloaded "
                       "with the first capacity/2 distinct keys of the trace")
           ->type_name("T")
-          ->check(
-              CLI::Validator([](std::string& text) { return check_threads(text); }, "", "THREADS"));
+          ->check(validator([](std::string& text) { return check_threads(text); }, "THREADS"));
   CLI::Option* seconds =
       app->add_option("--seconds", args->seconds, "Duration of each throughput run")
           ->type_name("S")
-          ->check(CLI::Validator([](std::string& text) { return check_seconds(text, kMaxSeconds); },
-                                 "", "SECONDS"));
+          ->check(validator([](std::string& text) { return check_seconds(text, kMaxSeconds); },
+                            "SECONDS"));
   threads->needs(seconds);
   seconds->needs(threads);
 

@@ -502,12 +502,6 @@ int run_stampede(const StampedeArguments& args) {
   return errors == 0 && abnormal == 0 ? kExitOk : kExitFailure;
 }
 
-// A CLI11 validator of an integer option in [low, high].
-CLI::Validator integer_in(unsigned low, unsigned high, const char* what, const char* name) {
-  return CLI::Validator([=](std::string& text) { return check_integer(text, low, high, what); }, "",
-                        name);
-}
-
 }  // namespace
 
 Subcommand add_stampede_command(CLI::App& program) {
@@ -536,19 +530,19 @@ Subcommand add_stampede_command(CLI::App& program) {
   app->add_option("--procs", args->processes, "Processes (each its own clients and L1)")
       ->required()
       ->type_name("P")
-      ->check(integer_in(1, kMaxProcesses, "the number of processes", "P"));
+      ->check(integer_in(1u, kMaxProcesses, "the number of processes", "P"));
   app->add_option("--callers", args->callers, "Threads per process, each reading every key")
       ->required()
       ->type_name("C")
-      ->check(integer_in(1, kMaxCallers, "the number of callers", "C"));
+      ->check(integer_in(1u, kMaxCallers, "the number of callers", "C"));
   app->add_option("--keys", args->keys, "Cold keys everyone asks for")
       ->required()
       ->type_name("K")
-      ->check(integer_in(1, kMaxKeys, "the number of keys", "K"));
+      ->check(integer_in(1u, kMaxKeys, "the number of keys", "K"));
   app->add_option("--db-latency-ms", args->db_latency_ms, "How long one database load takes")
       ->required()
       ->type_name("L")
-      ->check(integer_in(0, kMaxLatencyMs, "the database latency (milliseconds)", "L"));
+      ->check(integer_in(0u, kMaxLatencyMs, "the database latency (milliseconds)", "L"));
   app->add_option("--mode", args->mode, "tiercache: Cache<V>; naive: the copied read path")
       ->capture_default_str()
       ->check(CLI::IsMember({"tiercache", "naive"}));
@@ -556,7 +550,7 @@ Subcommand add_stampede_command(CLI::App& program) {
                   "Stampede lock time to live (Cache<V> renews it while loading; naive: PX)")
       ->capture_default_str()
       ->type_name("T")
-      ->check(integer_in(1, kMaxLockTtlMs, "the lock time to live (milliseconds)", "T"));
+      ->check(integer_in(1u, kMaxLockTtlMs, "the lock time to live (milliseconds)", "T"));
   app->add_option("--seed", args->seed,
                   "Seed of the caches' randomness (process i uses S + i); default: random")
       ->type_name("S");
