@@ -90,36 +90,24 @@ class Cache {
   }
 
   // get_or_load as an Asio asynchronous operation: completes with void(CacheResult<V>) on the
-  // handler's associated executor (default: asio::system_executor). An L1 hit completes
-  // without a thread switch being needed (it is still posted, never run inline); a miss runs
-  // on the cache's background pool.
+  // handler's associated executor (default: asio::system_executor). An L1 hit is posted at
+  // once; a miss runs on the cache's background pool (it holds one of its threads while it
+  // waits: docs/read-through.md).
   template <class Loader, class CompletionToken>
   auto async_get_or_load(std::string key, Loader loader, CompletionToken&& token,
                          ReadOptions ro = {}) {
-    return asio::async_initiate<CompletionToken, void(CacheResult<V>)>(
-        [impl = impl_](auto handler, std::string key, Loader loader, ReadOptions ro) {
-          auto ex = asio::get_associated_executor(handler, asio::system_executor());
-          CacheResult<V> hit = impl->try_l1(key);
-          if (hit.has_value() || hit.is_negative()) {
-            asio::post(ex, [handler = std::move(handler), hit = std::move(hit)]() mutable {
-              std::move(handler)(std::move(hit));
-            });
-            return;
-          }
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          const bool queued = impl->core().submit_background(
-              [impl, shared, ex, key = std::move(key), loader = std::move(loader), ro]() mutable {
-                CacheResult<V> r = impl->get_or_load(key, std::move(loader), ro);
-                asio::dispatch(ex, [shared, r = std::move(r)]() mutable {
-                  std::move (*shared)(std::move(r));
-                });
-              });
-          if (!queued) {
-            asio::post(ex,
-                       [shared] { std::move (*shared)(detail::CacheImpl<V, C>::closed_result()); });
-          }
-        },
-        token, std::move(key), std::move(loader), ro);
+    return initiate(std::forward<CompletionToken>(token), std::move(key),
+                    [loader = std::move(loader), ro](detail::CacheImpl<V, C>& impl,
+                                                     const std::string& key) mutable {
+                      return impl.get_or_load(key, std::move(loader), ro);
+                    });
+  }
+  // get as an Asio asynchronous operation (L1, then L2; never loads), like async_get_or_load.
+  template <class CompletionToken>
+  auto async_get(std::string key, CompletionToken&& token) {
+    return initiate(
+        std::forward<CompletionToken>(token), std::move(key),
+        [](detail::CacheImpl<V, C>& impl, const std::string& key) { return impl.get(key); });
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -173,6 +161,36 @@ class Cache {
   const CacheOptions& options() const { return impl_->core().options(); }
 
  private:
+  // Starts an asynchronous read: an L1 hit completes at once (posted); anything else runs
+  // `read(impl, key)` on the background pool.
+  template <class CompletionToken, class Read>
+  auto initiate(CompletionToken&& token, std::string key, Read read) {
+    return asio::async_initiate<CompletionToken, void(CacheResult<V>)>(
+        [impl = impl_](auto handler, std::string key, Read read) {
+          auto ex = asio::get_associated_executor(handler, asio::system_executor());
+          CacheResult<V> hit = impl->try_l1(key);
+          if (hit.has_value() || hit.is_negative()) {
+            asio::post(ex, [handler = std::move(handler), hit = std::move(hit)]() mutable {
+              std::move(handler)(std::move(hit));
+            });
+            return;
+          }
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          const bool queued = impl->core().submit_background(
+              [impl, shared, ex, key = std::move(key), read = std::move(read)]() mutable {
+                CacheResult<V> r = read(*impl, key);
+                asio::dispatch(ex, [shared, r = std::move(r)]() mutable {
+                  std::move (*shared)(std::move(r));
+                });
+              });
+          if (!queued) {
+            asio::post(ex,
+                       [shared] { std::move (*shared)(detail::CacheImpl<V, C>::closed_result()); });
+          }
+        },
+        token, std::move(key), std::move(read));
+  }
+
   std::shared_ptr<detail::CacheImpl<V, C>> impl_;
 };
 

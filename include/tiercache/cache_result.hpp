@@ -29,6 +29,8 @@ enum class CacheErrc : std::uint8_t {
   kLoaderFailed = 1,  // the loader threw (CacheError::exception holds what)
   kLoaderTimeout,     // no answer within the hard timeout, and no stale value to serve
   kWriterFailed,      // write_through: the database writer threw; nothing was cached
+  kEncodeFailed,      // the value cannot be stored in L2: the codec threw, or it exceeds the
+                      // envelope's limits (EnvelopeOptions::max_payload_bytes, max_tags...)
   kClosed,            // the cache was being destroyed
 };
 const char* to_string(CacheErrc code);
@@ -127,7 +129,8 @@ class CacheResult {
 
 // The outcome of set() and write_through().
 struct WriteResult {
-  // write_through's database writer threw: nothing was cached, nothing was sent.
+  // write_through's database writer threw (kWriterFailed): nothing was cached, nothing sent.
+  // The value cannot be encoded (kEncodeFailed): the key was invalidated everywhere instead.
   std::shared_ptr<const CacheError> error;
   // The value reached Redis and the other processes were told. False when Redis was
   // unreachable (then other processes see the change when their copies expire) or in L1-only

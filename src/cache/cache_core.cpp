@@ -53,6 +53,8 @@ const char* to_string(CacheErrc code) {
       return "loader_timeout";
     case CacheErrc::kWriterFailed:
       return "writer_failed";
+    case CacheErrc::kEncodeFailed:
+      return "encode_failed";
     case CacheErrc::kClosed:
       return "closed";
   }

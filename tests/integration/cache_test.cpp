@@ -746,6 +746,50 @@ TEST_F(CacheTest, AsyncGetOrLoadCompletesThroughAnyToken) {
   CacheResult<std::string> hit = p.get_future().get();
   EXPECT_EQ(hit.source(), Source::kL1);
   EXPECT_EQ(loader_.calls(), 1);
+  auto b = process();
+  EXPECT_EQ(b->async_get("async:1", asio::use_future).get().source(), Source::kL2);
+  EXPECT_TRUE(b->async_get("async:2", asio::use_future).get().is_miss());
+}
+
+TEST_F(CacheTest, AValueThatCannotBeStoredIsAnErrorAndDropsOldCopies) {
+  options_.envelope.max_payload_bytes = 1000;
+  auto a = process();
+  auto b = process();
+  wait_for_bus(*b);
+  b->get_or_load("big", loader_.fn());
+  WriteResult w = a->set("big", std::string(5000, 'x'));
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error->code, CacheErrc::kEncodeFailed);
+  EXPECT_TRUE(eventually([&] { return b->get("big").is_miss(); })) << "old copies dropped";
+  CacheResult<std::string> r = a->get_or_load(
+      "huge", [](std::string_view) { return std::optional<std::string>(std::string(5000, 'y')); });
+  ASSERT_NE(r.error(), nullptr);
+  EXPECT_EQ(r.error()->code, CacheErrc::kEncodeFailed);
+}
+
+TEST(CacheRedisSlow, APausedRedisCostsAtMostTheL2TimeoutPerCall) {
+  test::RedisProcess server = test::RedisProcess::start();
+  ClientConfig config;
+  config.host = "127.0.0.1";
+  config.port = server.port();
+  CacheOptions options;
+  options.name = unique_name();
+  options.l2_timeout = 100ms;
+  options.logger = [](LogLevel, std::string_view) {};
+  Cache<std::string> cache(options, std::make_shared<Client>(config));
+  auto loader = [](std::string_view key) { return std::optional<std::string>(std::string(key)); };
+  ASSERT_TRUE(cache.get_or_load("warm", loader).has_value());
+  server.pause();  // SIGSTOP: connections stay open, nothing answers
+  for (int i = 0; i < 8; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    CacheResult<std::string> r = cache.get_or_load("slow-" + std::to_string(i), loader);
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(r.has_value()) << i;
+    // A read and a write, each bounded by l2_timeout (then the circuit opens: no wait at all).
+    EXPECT_LT(took, 2 * options.l2_timeout + 400ms) << i;
+  }
+  EXPECT_EQ(cache.circuit_state(), CircuitBreaker::State::kOpen);
+  server.resume();
 }
 
 // ---- metrics -----------------------------------------------------------------------------------

@@ -236,7 +236,18 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     const Duration ttl = core_->jitter(wo.ttl.value_or(options_.ttl));
     stamp(entry, ttl, Duration::zero());
     std::string bytes;
-    if (core_->has_l2() && !wo.skip_l2) bytes = to_envelope(key, entry);
+    if (core_->has_l2() && !wo.skip_l2) {
+      try {
+        bytes = to_envelope(key, entry);
+      } catch (...) {
+        // Not storable (the codec threw, or beyond the envelope's limits). The database may
+        // already hold the new value: drop the old copies everywhere rather than keep them.
+        core_->log(LogLevel::kError, "value of " + key_pattern(key) + " cannot be encoded");
+        invalidate(key);
+        out.error = encode_error(key, std::current_exception());
+        return out;
+      }
+    }
     mark_flight_invalidated(key);
     store_l1(key, std::move(entry));
     if (!bytes.empty()) out.l2_written = core_->write(key, bytes, ttl + options_.stale_window);
@@ -759,8 +770,8 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
         out.bytes = to_envelope(key, out.entry);
       } catch (...) {
         core_->release(key, token);
-        core_->log(LogLevel::kError, "codec failed to encode a value of " + key_pattern(key));
-        fail(key, flight, std::current_exception());
+        core_->log(LogLevel::kError, "value of " + key_pattern(key) + " cannot be encoded");
+        fail(key, flight, std::current_exception(), CacheErrc::kEncodeFailed);
         return false;
       }
     } else {
@@ -795,8 +806,18 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   }
 
   // The loader (or the codec) failed: fail-safe serves the stale candidate, else the error.
+  static std::shared_ptr<const CacheError> encode_error(const std::string& key,
+                                                        std::exception_ptr e) {
+    auto err = std::make_shared<CacheError>();
+    err->code = CacheErrc::kEncodeFailed;
+    err->message = "value of " + key_pattern(key) +
+                   " cannot be stored: the codec failed or it exceeds the envelope's limits";
+    err->exception = std::move(e);
+    return err;
+  }
+
   void fail(const std::string& key, const std::shared_ptr<Flight>& flight,
-            std::exception_ptr failure) {
+            std::exception_ptr failure, CacheErrc code = CacheErrc::kLoaderFailed) {
     Result stale;
     {
       std::lock_guard lock(flight->mutex);
@@ -807,8 +828,11 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       complete(key, flight, flight->refresh ? stale : throttle_stale(key, stale, flight));
       return;
     }
-    complete(key, flight,
-             error(CacheErrc::kLoaderFailed, "loader failed for " + key_pattern(key), failure));
+    if (code == CacheErrc::kEncodeFailed) {
+      complete(key, flight, Result(encode_error(key, failure)));
+      return;
+    }
+    complete(key, flight, error(code, "loader failed for " + key_pattern(key), failure));
   }
 
   // Keeps serving a stale value for fail_safe_throttle, so the failing database is not asked
