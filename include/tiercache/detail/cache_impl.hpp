@@ -658,22 +658,14 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
                       const std::vector<std::shared_ptr<Flight>>& flights,
                       const std::vector<std::string>& tokens, const BatchFn& load_batch,
                       bool use_l2) {
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::optional<V>> loaded;
     std::exception_ptr failure;
-    try {
-      loaded = load_batch(keys);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    const Duration took = std::chrono::steady_clock::now() - t0;
-    core_->metrics().load_latency.observe(took);
+    Duration took{};
+    std::vector<std::optional<V>> loaded =
+        call_loader<std::vector<std::optional<V>>>([&] { return load_batch(keys); }, failure, took);
     if (failure) {
-      for (std::size_t j = 0; j < keys.size(); ++j) {
-        core_->metrics().loads_error.inc();
-        core_->release(keys[j], tokens[j]);
-        fail(keys[j], flights[j], failure);
-      }
+      core_->log(LogLevel::kWarning, "batch loader failed");
+      for (std::size_t j = 0; j < keys.size(); ++j)
+        load_failed(keys[j], flights[j], tokens[j], failure);
     } else {
       std::vector<Prepared> prepared(keys.size());
       std::vector<bool> ready(keys.size(), false);
@@ -694,7 +686,31 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
         if (ready[j]) finalize(keys[j], flights[j], std::move(prepared[j]), stored[j]);
       }
     }
-    if (failure) core_->log(LogLevel::kWarning, "batch loader failed");
+  }
+
+  // Calls a user's loader: what it returns, or in `failure` what it threw; its duration goes
+  // to `took` and the loader latency histogram.
+  template <class T, class Call>
+  T call_loader(Call&& call, std::exception_ptr& failure, Duration& took) {
+    const auto t0 = std::chrono::steady_clock::now();
+    T out{};
+    try {
+      out = call();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    took = std::chrono::steady_clock::now() - t0;
+    core_->metrics().load_latency.observe(took);
+    return out;
+  }
+
+  // A load that threw: counted, the lock released (waiters elsewhere wake and retry), and the
+  // callers get the stale value or the error.
+  void load_failed(const std::string& key, const std::shared_ptr<Flight>& flight,
+                   const std::string& token, const std::exception_ptr& failure) {
+    core_->metrics().loads_error.inc();
+    core_->release(key, token);
+    fail(key, flight, failure);
   }
 
   // Runs the loader on the loader pool; its task completes the flight.
@@ -717,22 +733,13 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       return;
     }
     LoadContext context(key);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::optional<V> loaded;
     std::exception_ptr failure;
-    try {
-      loaded = loader(context);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    const Duration took = std::chrono::steady_clock::now() - t0;
-    core_->metrics().load_latency.observe(took);
-
+    Duration took{};
+    std::optional<V> loaded =
+        call_loader<std::optional<V>>([&] { return loader(context); }, failure, took);
     if (failure) {
-      core_->metrics().loads_error.inc();
-      core_->release(key, token);
       core_->log(LogLevel::kWarning, "loader failed for " + key_pattern(key));
-      fail(key, flight, failure);
+      load_failed(key, flight, token, failure);
       return;
     }
     finish_load(key, flight, token, use_l2, std::move(loaded), std::move(context.mutable_tags()),
