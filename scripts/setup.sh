@@ -12,6 +12,11 @@ PACKAGES=(
   # examples, demo, tests
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   redis-server redis-tools openssl
+  # examples/user_service.cpp: its HTTP endpoints (GET /metrics, GET /users/ID). Debian's
+  # cpp-httplib is small (a 64 KB header and a 0.6 MB shared library, found with pkg-config)
+  # and security-maintained (deb12u1); a hand-written HTTP server in an example would be
+  # copied into services. Used by the examples only, never by the library.
+  libcpp-httplib-dev
   # benchmarks: the hiredis baseline of the Redis client
   libhiredis-dev
   # lint, fuzzing, sanitizers

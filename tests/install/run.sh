@@ -2,9 +2,11 @@
 # The `install` ctest test (registered by tests/install/CMakeLists.txt).
 #
 # 1. `cmake --install <build-dir> --prefix <work-dir>/prefix`
-# 2. configures, builds and runs tests/install/consumer against that prefix with
-#    find_package(tiercache CONFIG REQUIRED);
+# 2. configures, builds and runs examples/consumer (the example project users copy) against
+#    that prefix with find_package(tiercache CONFIG REQUIRED);
 # 3. compiles and runs the same main.cpp with `pkg-config --cflags --libs tiercache`.
+# The consumer uses Cache<V> on the standalone test server when TIERCACHE_TEST_REDIS_URL is set
+# (scripts/redis-env.sh), L1-only otherwise.
 #
 # Usage: run.sh --build-dir DIR --work-dir DIR [--cmake CMAKE] [--cxx CXX] [--config CONFIG]
 set -euo pipefail
@@ -36,7 +38,10 @@ step() { printf '\n== install test: %s\n' "$*"; }
 rm -rf "$work_dir"
 mkdir -p "$work_dir"
 prefix="$work_dir/prefix"
-consumer_src="$here/consumer"
+consumer_src="$(cd "$here/../../examples/consumer" && pwd)"
+# Its argument: the Redis URL, if there is one.
+consumer_args=()
+if [[ -n "${TIERCACHE_TEST_REDIS_URL:-}" ]]; then consumer_args=("$TIERCACHE_TEST_REDIS_URL"); fi
 
 step "cmake --install into $prefix"
 config_args=()
@@ -68,7 +73,7 @@ step "consumer through find_package(tiercache CONFIG REQUIRED)"
   -DCMAKE_PREFIX_PATH="$prefix" \
   -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
 "$cmake_bin" --build "$work_dir/consumer-build"
-"$work_dir/consumer-build/consumer"
+"$work_dir/consumer-build/consumer" "${consumer_args[@]}"
 echo "find_package consumer: exit 0"
 
 step "consumer through pkg-config"
@@ -80,7 +85,7 @@ echo "pkg-config --cflags --libs tiercache: $pc_flags"
 # Word splitting of the flags is intended.
 # shellcheck disable=SC2086
 "$cxx" -std=c++20 -o "$work_dir/consumer-pkg-config" "$consumer_src/main.cpp" $pc_flags
-"$work_dir/consumer-pkg-config"
+"$work_dir/consumer-pkg-config" "${consumer_args[@]}"
 echo "pkg-config consumer: exit 0"
 
 step "passed"
