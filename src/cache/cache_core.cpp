@@ -313,7 +313,12 @@ void CacheCore::start(Hooks hooks) {
       },
       [weak](redis::PubSubEvent&& e) {
         if (auto self = weak.lock()) self->on_bus_event(std::move(e));
-      });
+      },
+      // The constructor must not wait long for a Redis that is down: the subscription is
+      // remembered and sent when the connection comes up.
+      redis::SubscriberOptions{
+          .command_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::max<Duration>(options_.l2_timeout, std::chrono::milliseconds(1)))});
   if (auto r = bus_->subscribe({channel_}); !r.ok()) {
     // Not fatal: the subscriber retries on reconnect; until then the bus counts as down.
     log(LogLevel::kWarning, "invalidation bus: subscribe failed: " + r.error().to_string());
@@ -360,7 +365,9 @@ double CacheCore::uniform() {
   return static_cast<double>((x >> 11) + 1) * 0x1.0p-53;  // (0, 1]
 }
 
-bool CacheCore::bus_connected() const { return bus_ == nullptr || bus_->connected(); }
+bool CacheCore::bus_connected() const {
+  return bus_ == nullptr || (bus_->connected() && subscribed_.load(std::memory_order_acquire));
+}
 
 // ---- keys --------------------------------------------------------------------------------------
 
@@ -456,7 +463,9 @@ void CacheCore::l2_outcome(bool ok, const redis::Error* error, std::string_view 
 std::optional<std::uint64_t> CacheCore::version() {
   const std::uint64_t known = version_plus_one_.load(std::memory_order_acquire);
   if (known != 0) return known - 1;
-  redis::Result<Reply> r = client_->command("GET", options_.name + ":version");
+  redis::Request request;
+  request.push("GET", options_.name + ":version");
+  redis::Result<Reply> r = client_->exec_one(request, call_options());
   if (!r.ok()) {
     l2_outcome(false, &r.error(), "namespace version");
     return std::nullopt;
@@ -869,6 +878,9 @@ void CacheCore::on_bus_message(redis::PubSubMessage&& message) {
 }
 
 void CacheCore::on_bus_event(redis::PubSubEvent&& event) {
+  if (event.kind == redis::PubSubEvent::Kind::kSubscribed && event.channel == channel_) {
+    subscribed_.store(true, std::memory_order_release);
+  }
   if (closed() || event.kind != redis::PubSubEvent::Kind::kGap) {
     if (event.kind == redis::PubSubEvent::Kind::kError) {
       log(LogLevel::kError, "invalidation bus: " + event.detail);

@@ -126,7 +126,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   // A uniform random number in (0, 1], for early refresh.
   double uniform();
 
-  // False while the invalidation bus is down: L1 copies may be missing invalidations.
+  // False until the server confirmed the bus subscription, and while its connection is down:
+  // L1 copies may then be missing invalidations.
   bool bus_connected() const;
   // Bumped whenever a tag invalidation arrives or tag knowledge is dropped.
   std::uint64_t tag_generation() const { return tag_generation_.load(std::memory_order_acquire); }
@@ -231,6 +232,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   Hooks hooks_;
   std::unique_ptr<redis::Subscriber> bus_;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> subscribed_{false};  // the server confirmed SUBSCRIBE to channel_ once
 
   // 0 = unknown (fetch before use); else version + 1.
   std::atomic<std::uint64_t> version_plus_one_{0};
