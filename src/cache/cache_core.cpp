@@ -112,7 +112,13 @@ if ARGV[3] ~= '1' then
   local v = redis.call('GET', KEYS[1])
   if v then return {1, v} end
 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if ARGV[3] == '1' then
+    local v = redis.call('GET', KEYS[1])
+    if v then return {2, v} end
+  end
+  return {2}
+end
 return {3, redis.call('PTTL', KEYS[2])}
 )lua";
 
@@ -486,23 +492,28 @@ std::optional<std::uint64_t> CacheCore::version() {
   return version_plus_one_.load(std::memory_order_acquire) - 1;
 }
 
-void CacheCore::decode_into(std::string_view key, const Reply& reply, L2Read& out) {
+void CacheCore::decode_into(std::string_view key, const Reply& reply, L2Read& out,
+                            bool report_corrupt) {
   if (reply.is_null()) {
     out.kind = L2Read::Kind::kMiss;
     return;
   }
   if (!reply.is_string()) {
-    metrics_.l2_corrupt.inc();
-    log(LogLevel::kWarning, "L2 entry of " + key_pattern(key) + " is not a string: ignored");
+    if (report_corrupt) {
+      metrics_.l2_corrupt.inc();
+      log(LogLevel::kWarning, "L2 entry of " + key_pattern(key) + " is not a string: ignored");
+    }
     out.kind = L2Read::Kind::kMiss;
     return;
   }
   const EnvelopeStatus status =
       decode_envelope(reply.string, options_.envelope, signed_identity(key), out.envelope);
   if (status != EnvelopeStatus::kOk) {
-    metrics_.l2_corrupt.inc();
-    log(LogLevel::kWarning, "L2 entry of " + key_pattern(key) + " does not decode (" +
-                                to_string(status) + "): treated as a miss");
+    if (report_corrupt) {
+      metrics_.l2_corrupt.inc();
+      log(LogLevel::kWarning, "L2 entry of " + key_pattern(key) + " does not decode (" +
+                                  to_string(status) + "): treated as a miss");
+    }
     out.kind = L2Read::Kind::kMiss;
     return;
   }
@@ -555,6 +566,17 @@ void CacheCore::read_lock_reply(std::string_view key, const Reply& reply, std::s
       }
       break;
     case 2:
+      if (e.size() >= 2) {
+        // Locked, and the value as it is now: another process may have stored a fresh one
+        // since the caller saw it stale (then the caller uses it instead of loading again).
+        L2Read current;
+        decode_into(key, e[1], current, /*report_corrupt=*/false);  // reported when first read
+        if (current.kind == L2Read::Kind::kValue) {
+          out.envelope = std::move(current.envelope);
+          out.tag_invalidated = current.tag_invalidated;
+          out.locked_value = true;
+        }
+      }
       out.kind = L2Read::Kind::kLocked;
       out.token = std::move(token);
       return;

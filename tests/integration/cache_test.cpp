@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <future>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <string>
@@ -366,6 +367,44 @@ TEST_F(CacheTest, AnotherProcessWaitsForTheLockHoldersLoad) {
   EXPECT_EQ(r.source(), Source::kL2) << "woken by the fill, it read L2";
   EXPECT_EQ(loader_.calls(), 1);
   EXPECT_EQ(metric(*b, series("tiercache_stampede_lock_total", "result=\"taken_over\"")), 0u);
+}
+
+TEST_F(CacheTest, TwoProcessesRefreshingAStaleValueLoadItOnce) {
+  // Both see the value stale; one takes the lock, loads and stores; the other must then use
+  // that value, not take the freed lock and load again (the lock script returns the value as
+  // it is when the lock is taken).
+  auto a = process();
+  auto b = process();
+  wait_for_bus(*a);
+  wait_for_bus(*b);
+  int doubled = 0;
+  for (int round = 0; round < 100; ++round) {
+    const std::string key = "stale:" + std::to_string(round);
+    WriteOptions short_lived;
+    short_lived.ttl = 20ms;
+    a->set(key, "old", short_lived);
+    b->get_or_load(key, loader_.fn());
+    clock_->advance(30ms);  // stale in both processes and in L2
+    std::atomic<int> loads{0};
+    auto counting = [&loads](std::string_view) {
+      loads.fetch_add(1);
+      return std::optional<std::string>("new");
+    };
+    std::latch go(3);
+    std::thread ta([&] {
+      go.arrive_and_wait();
+      a->get_or_load(key, counting);
+    });
+    std::thread tb([&] {
+      go.arrive_and_wait();
+      b->get_or_load(key, counting);
+    });
+    go.arrive_and_wait();
+    ta.join();
+    tb.join();
+    if (loads.load() > 1) ++doubled;
+  }
+  EXPECT_EQ(doubled, 0) << "rounds out of 100 in which the value was loaded twice";
 }
 
 TEST_F(CacheTest, AWaiterTakesOverWhenTheLockHolderVanished) {

@@ -86,7 +86,10 @@ struct L2Read {
   DecodedEnvelope envelope;
   bool tag_invalidated = false;  // kValue: a tag was invalidated after the entry was created
   std::string token;             // kLocked
-  Duration lock_remaining{};     // kContended: the lock's remaining time to live
+  // kLocked after read_or_lock(key, ignore_value = true): `envelope` holds the value found
+  // when the lock was taken (it may have become fresh since the caller saw it stale).
+  bool locked_value = false;
+  Duration lock_remaining{};  // kContended: the lock's remaining time to live
 };
 
 enum class StoreResult : std::uint8_t {
@@ -209,7 +212,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   void read_lock_reply(std::string_view key, const redis::Reply& reply, std::string token,
                        L2Read& out);
   // Decodes a GET reply into `out` (kValue or kMiss; corrupt counted and logged).
-  void decode_into(std::string_view key, const redis::Reply& reply, L2Read& out);
+  void decode_into(std::string_view key, const redis::Reply& reply, L2Read& out,
+                   bool report_corrupt = true);
   std::string bus_message(char kind, std::string_view data) const;
   void renew_locks();  // the renewal thread
   void on_bus_message(redis::PubSubMessage&& message);

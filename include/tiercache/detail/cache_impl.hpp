@@ -498,6 +498,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           ignore_value = true;
           continue;
         case L2Read::Kind::kLocked:
+          if (adopt_fresh(key, flight, r, refresh_of)) return;
           core_->metrics().lock_acquired.inc();
           if (contended && !woken) core_->metrics().lock_taken_over.inc();
           if (!contended) core_->metrics().l2_misses.inc();
@@ -570,6 +571,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       const auto sort = [&](std::size_t i, L2Read& r) {
         switch (r.kind) {
           case L2Read::Kind::kLocked:
+            if (adopt_fresh(keys[i], flights[i], r, nullptr)) break;
             core_->metrics().lock_acquired.inc();
             to_load.push_back(i);
             tokens.push_back(std::move(r.token));
@@ -711,6 +713,21 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     core_->metrics().loads_error.inc();
     core_->release(key, token);
     fail(key, flight, failure);
+  }
+
+  // A lock taken over a value seen stale: if another process stored a fresh value meanwhile
+  // (r.locked_value), releases the lock and completes the flight with that value instead of
+  // loading again. Returns whether it did.
+  bool adopt_fresh(const std::string& key, const std::shared_ptr<Flight>& flight, L2Read& r,
+                   const EntryT* refresh_of) {
+    if (!r.locked_value || r.tag_invalidated) return false;
+    std::optional<EntryT> entry = from_envelope(key, r.envelope);
+    if (!entry || entry->fresh_until <= clock_.now()) return false;
+    if (refresh_of != nullptr && entry->created_ms <= refresh_of->created_ms) return false;
+    core_->release(key, r.token);
+    count_l2_hit(*entry);
+    complete(key, flight, Result(keep(key, std::move(*entry), flight), Source::kL2, false));
+    return true;
   }
 
   // Runs the loader on the loader pool; its task completes the flight.
