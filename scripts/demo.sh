@@ -1,40 +1,100 @@
 #!/usr/bin/env bash
-# Hit-ratio table of LocalCache (policy "tiercache") against LRU and the clairvoyant optimum,
-# measured with `tiercache sim`, on synthetic Zipf workloads and -- when the repository has
-# ../shared/traces beside it -- on the classic traces listed in ../shared/traces/README.md,
-# next to that README's "best practical" reference hit ratio.
+# The tiercache demo, or the hit-ratio table of the L1 policy.
 #
-#   scripts/demo.sh [--no-build] [--build-dir DIR] [--traces DIR] [--no-zipf] [--no-traces]
+#   scripts/demo.sh [--no-setup] [--no-build] [--build-dir DIR] [DEMO OPTIONS...]
+#   scripts/demo.sh --hit-ratio [--no-setup] [--no-build] [--build-dir DIR] [--traces DIR]
+#                   [--no-zipf] [--no-traces]
 #
-#   --no-build     use the existing binary (quick re-runs)
-#   --build-dir    build directory (default: build/; configured as Release if new)
-#   --traces DIR   trace directory (default: <repo>/../shared/traces when it exists)
+# Default: installs the Debian packages that are missing (scripts/setup.sh), builds the
+# `tiercache` program, and runs `tiercache demo` with DEMO OPTIONS (`tiercache demo --help`:
+# --redis URL, --pods P, --users N, --seconds S, --report DIR, --db-latency-us U, --seed X,
+# --rate R): the user service on SQLite + Redis with 4 pods, through its phases (about 60 s),
+# ending with its table and the line
+#   reads=R l1_hit_ratio=A l2_hit_ratio=B db_reads=D offload_pct=O p99_us=L stale_serves=S
+# The demo starts its own redis-server on a free 127.0.0.1 port (unless --redis URL) and
+# stops it at the end, also on failure or Ctrl-C; this script starts nothing else.
 #
+# --hit-ratio: the hit-ratio table of LocalCache (policy "tiercache") against LRU and the
+# clairvoyant optimum, measured with `tiercache sim`, on synthetic Zipf workloads and -- when
+# the repository has ../shared/traces beside it -- on the classic traces listed in
+# ../shared/traces/README.md, next to that README's "best practical" reference hit ratio.
 # Ends with one machine-readable line:
 #   demo=sim rows=N trace_rows=T mean_shortfall=X max_shortfall=Y max_below_lru=Z
 # shortfall = best practical - tiercache (percentage points; trace rows only, "na" if none);
 # below_lru = LRU - tiercache (all rows).
+#
+#   --no-setup     do not run scripts/setup.sh (also: TIERCACHE_SKIP_SETUP=1)
+#   --no-build     use the existing binary (quick re-runs)
+#   --build-dir    build directory (default: build/; configured as Release if new). Only the
+#                  `tiercache` program is built (target tiercache_cli).
+#   --traces DIR   (--hit-ratio) trace directory (default: <repo>/../shared/traces if present)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mode=demo
+setup=1
+[[ "${TIERCACHE_SKIP_SETUP:-0}" == 1 ]] && setup=0
 build=1
 build_dir="$repo/build"
 traces_dir=""
 zipf=1
 traces=1
+demo_args=()
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($# > 0)); do
   case "$1" in
+    --hit-ratio) mode=hit-ratio; shift ;;
+    --no-setup) setup=0; shift ;;
     --no-build) build=0; shift ;;
     --build-dir) build_dir="$2"; shift 2 ;;
-    --traces) traces_dir="$2"; shift 2 ;;
-    --no-zipf) zipf=0; shift ;;
-    --no-traces) traces=0; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "demo.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    *)
+      if [[ "$mode" == hit-ratio ]]; then
+        case "$1" in
+          --traces) traces_dir="$2"; shift 2 ;;
+          --no-zipf) zipf=0; shift ;;
+          --no-traces) traces=0; shift ;;
+          *) echo "demo.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+        esac
+      else
+        demo_args+=("$1")  # for `tiercache demo`, which checks them
+        shift
+      fi
+      ;;
   esac
 done
+
+if [[ "$mode" == hit-ratio && ${#demo_args[@]} -gt 0 ]]; then
+  echo "demo.sh: ${demo_args[*]}: not an option of --hit-ratio (put --hit-ratio first)" >&2
+  exit 2
+fi
+
+# ---- setup and build -------------------------------------------------------------------------
+if ((setup)); then
+  bash "$repo/scripts/setup.sh"
+fi
+tool="$build_dir/tools/tiercache"
+if ((build)); then
+  if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+    cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+  fi
+  cmake --build "$build_dir" -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" --target tiercache_cli
+fi
+if [[ ! -x "$tool" ]]; then
+  echo "demo.sh: $tool not found (build it, or drop --no-build)" >&2
+  exit 1
+fi
+
+# ---- the demo --------------------------------------------------------------------------------
+if [[ "$mode" == demo ]]; then
+  # Not exec'd: a Ctrl-C reaches the demo, which stops what it started and exits 130.
+  status=0
+  "$tool" demo "${demo_args[@]}" || status=$?
+  exit "$status"
+fi
+
+# ---- --hit-ratio -----------------------------------------------------------------------------
 if [[ -z "$traces_dir" && -d "$repo/../shared/traces" ]]; then
   traces_dir="$(cd "$repo/../shared/traces" && pwd)"
 fi
@@ -42,19 +102,6 @@ fi
 # Synthetic workloads: zipf:ALPHA:KEYS:REQUESTS:SEED, and the capacities to try them at.
 ZIPF_WORKLOADS=(zipf:0.8:100000:1000000:1 zipf:1.0:100000:1000000:1)
 ZIPF_CAPACITIES="1000,10000"
-
-# ---- build -----------------------------------------------------------------------------------
-tool="$build_dir/tools/tiercache"
-if ((build)); then
-  if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-    cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
-  fi
-  cmake --build "$build_dir" -j "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-fi
-if [[ ! -x "$tool" ]]; then
-  echo "demo.sh: $tool not found (build it, or drop --no-build)" >&2
-  exit 1
-fi
 
 # ---- measuring -------------------------------------------------------------------------------
 # sim TRACE CAPACITIES POLICY: prints "capacity hit_ratio_percent" per line.
