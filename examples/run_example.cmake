@@ -11,6 +11,7 @@
 #                 script prints "tiercache-test-skipped: ..." and stops; ctest reports the test
 #                 as skipped (SKIP_REGULAR_EXPRESSION).
 cmake_minimum_required(VERSION 3.25)
+include(${CMAKE_CURRENT_LIST_DIR}/../cmake/TiercacheTestScript.cmake)
 
 foreach(var PROGRAM REQUIRE_ENV)
   if(NOT DEFINED ${var})
@@ -18,16 +19,9 @@ foreach(var PROGRAM REQUIRE_ENV)
   endif()
 endforeach()
 
-string(REPLACE "," ";" required "${REQUIRE_ENV}")
-foreach(name IN LISTS required)
-  if("$ENV{${name}}" STREQUAL "")
-    message("tiercache-test-skipped: ${name} is not set (start the test servers with "
-            "scripts/redis-env.sh start, then source its env file; scripts/test.sh does both)")
-    return()
-  endif()
-endforeach()
+tiercache_skip_without_env("${REQUIRE_ENV}")
 
-string(RANDOM LENGTH 12 ALPHABET "abcdefghijklmnopqrstuvwxyz0123456789" run_id)
+tiercache_run_id(run_id)
 string(REPLACE "@RUN_ID@" "${run_id}" args_text "${ARGS}")
 set(shown "${args_text}")  # logged with the placeholders: values may hold passwords
 string(REGEX MATCHALL "@ENV:[A-Za-z_][A-Za-z0-9_]*@" placeholders "${args_text}")

@@ -16,17 +16,14 @@
 # hot key when it expired under load; every phase announced; the three report files, the page
 # self-contained, metrics.prom valid Prometheus text.
 cmake_minimum_required(VERSION 3.25)
+include(${CMAKE_CURRENT_LIST_DIR}/../../cmake/TiercacheTestScript.cmake)
 
 foreach(var TOOL CHECKER REPORT_DIR ARGS)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "run_demo.cmake: ${var} is required")
   endif()
 endforeach()
-if("$ENV{TIERCACHE_TEST_REDIS_URL}" STREQUAL "")
-  message("tiercache-test-skipped: TIERCACHE_TEST_REDIS_URL is not set (start the test servers "
-          "with scripts/redis-env.sh start, then source its env file; scripts/test.sh does both)")
-  return()
-endif()
+tiercache_skip_without_env(TIERCACHE_TEST_REDIS_URL)
 
 file(REMOVE_RECURSE "${REPORT_DIR}")
 separate_arguments(args UNIX_COMMAND "${ARGS}")

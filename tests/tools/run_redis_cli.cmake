@@ -18,6 +18,7 @@
 # Arguments may carry secrets (passwords from the environment): the log shows the arguments
 # with @ENV:...@ placeholders, never their values.
 cmake_minimum_required(VERSION 3.25)
+include(${CMAKE_CURRENT_LIST_DIR}/../../cmake/TiercacheTestScript.cmake)
 
 foreach(var TOOL REQUIRE_ENV STEPS)
   if(NOT DEFINED ${var})
@@ -25,16 +26,9 @@ foreach(var TOOL REQUIRE_ENV STEPS)
   endif()
 endforeach()
 
-string(REPLACE "," ";" required "${REQUIRE_ENV}")
-foreach(name IN LISTS required)
-  if("$ENV{${name}}" STREQUAL "")
-    message("tiercache-test-skipped: ${name} is not set (start the test servers with "
-            "scripts/redis-env.sh start, then source its env file; scripts/test.sh does both)")
-    return()
-  endif()
-endforeach()
+tiercache_skip_without_env("${REQUIRE_ENV}")
 
-string(RANDOM LENGTH 12 ALPHABET "abcdefghijklmnopqrstuvwxyz0123456789" run_id)
+tiercache_run_id(run_id)
 set(key "tc:tools-test:${run_id}")
 
 foreach(step RANGE 1 ${STEPS})
