@@ -12,7 +12,9 @@
 # ending with its table and the line
 #   reads=R l1_hit_ratio=A l2_hit_ratio=B db_reads=D offload_pct=O p99_us=L stale_serves=S
 # The demo starts its own redis-server on a free 127.0.0.1 port (unless --redis URL) and
-# stops it at the end, also on failure or Ctrl-C; this script starts nothing else.
+# stops it at the end, also on failure or Ctrl-C; this script starts nothing else. Without
+# --report DIR, the report goes to <build dir>/demo-report (report.html, metrics.prom,
+# timeline.csv).
 #
 # --hit-ratio: the hit-ratio table of LocalCache (policy "tiercache") against LRU and the
 # clairvoyant optimum, measured with `tiercache sim`, on synthetic Zipf workloads and -- when
@@ -88,9 +90,18 @@ fi
 
 # ---- the demo --------------------------------------------------------------------------------
 if [[ "$mode" == demo ]]; then
+  # The report is written unless the caller chose where: <build dir>/demo-report.
+  report_given=0
+  for a in "${demo_args[@]}"; do
+    [[ "$a" == --report || "$a" == --report=* ]] && report_given=1
+  done
+  if ((!report_given)); then demo_args+=(--report "$build_dir/demo-report"); fi
   # Not exec'd: a Ctrl-C reaches the demo, which stops what it started and exits 130.
   status=0
   "$tool" demo "${demo_args[@]}" || status=$?
+  if ((status == 0 && !report_given)); then
+    echo "# report: $build_dir/demo-report/report.html (metrics.prom, timeline.csv beside it)"
+  fi
   exit "$status"
 fi
 
