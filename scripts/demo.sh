@@ -99,9 +99,6 @@ if [[ "$mode" == demo ]]; then
   # Not exec'd: a Ctrl-C reaches the demo, which stops what it started and exits 130.
   status=0
   "$tool" demo "${demo_args[@]}" || status=$?
-  if ((status == 0 && !report_given)); then
-    echo "# report: $build_dir/demo-report/report.html (metrics.prom, timeline.csv beside it)"
-  fi
   exit "$status"
 fi
 
