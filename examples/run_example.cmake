@@ -24,11 +24,7 @@ tiercache_skip_without_env("${REQUIRE_ENV}")
 tiercache_run_id(run_id)
 string(REPLACE "@RUN_ID@" "${run_id}" args_text "${ARGS}")
 set(shown "${args_text}")  # logged with the placeholders: values may hold passwords
-string(REGEX MATCHALL "@ENV:[A-Za-z_][A-Za-z0-9_]*@" placeholders "${args_text}")
-foreach(placeholder IN LISTS placeholders)
-  string(REGEX REPLACE "^@ENV:(.*)@$" "\\1" name "${placeholder}")
-  string(REPLACE "${placeholder}" "$ENV{${name}}" args_text "${args_text}")
-endforeach()
+tiercache_expand_env("${args_text}" args_text)
 separate_arguments(args UNIX_COMMAND "${args_text}")
 
 execute_process(COMMAND "${PROGRAM}" ${args}

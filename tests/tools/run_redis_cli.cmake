@@ -35,11 +35,7 @@ foreach(step RANGE 1 ${STEPS})
   set(args_text "${ARGS_${step}}")
   string(REPLACE "@KEY@" "${key}" args_text "${args_text}")
   set(shown "${args_text}")
-  string(REGEX MATCHALL "@ENV:[A-Za-z_][A-Za-z0-9_]*@" placeholders "${args_text}")
-  foreach(placeholder IN LISTS placeholders)
-    string(REGEX REPLACE "^@ENV:(.*)@$" "\\1" name "${placeholder}")
-    string(REPLACE "${placeholder}" "$ENV{${name}}" args_text "${args_text}")
-  endforeach()
+  tiercache_expand_env("${args_text}" args_text)
 
   separate_arguments(args UNIX_COMMAND "${args_text}")
   execute_process(COMMAND "${TOOL}" ${args}
