@@ -49,11 +49,7 @@ class TtlJitter {
     using result_type = std::uint64_t;
     static constexpr result_type min() { return 0; }
     static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
-    result_type operator()() {
-      return detail::mix64(
-          owner->counter_.fetch_add(detail::kSplitMixGamma, std::memory_order_relaxed) +
-          detail::kSplitMixGamma);
-    }
+    result_type operator()() { return detail::splitmix64_next(owner->counter_); }
     TtlJitter* owner;
   };
 

@@ -94,6 +94,9 @@ std::int64_t to_ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
+// A TTL as Redis takes it (PX, PEXPIRE): whole milliseconds, at least 1.
+std::string px(Duration d) { return std::to_string(std::max<std::int64_t>(1, to_ms(d))); }
+
 std::string hex64(std::uint64_t v) {
   char buffer[17];
   std::snprintf(buffer, sizeof buffer, "%016" PRIx64, v);
@@ -366,8 +369,7 @@ TimePoint CacheCore::from_wall_ms(std::int64_t ms) const {
 Duration CacheCore::jitter(Duration ttl) { return jitter_(ttl); }
 
 double CacheCore::uniform() {
-  const std::uint64_t x =
-      mix64(random_state_.fetch_add(kSplitMixGamma, std::memory_order_relaxed) + kSplitMixGamma);
+  const std::uint64_t x = splitmix64_next(random_state_);
   return static_cast<double>((x >> 11) + 1) * 0x1.0p-53;  // (0, 1]
 }
 
@@ -540,9 +542,9 @@ L2Read CacheCore::read(std::string_view key) {
 }
 
 std::string CacheCore::new_token() {
-  const std::uint64_t a = token_state_.fetch_add(kSplitMixGamma) + kSplitMixGamma;
-  const std::uint64_t b = token_state_.fetch_add(kSplitMixGamma) + kSplitMixGamma;
-  return hex64(mix64(a)) + hex64(mix64(b) ^ mix64(reinterpret_cast<std::uintptr_t>(this)));
+  const std::uint64_t a = splitmix64_next(token_state_);
+  const std::uint64_t b = splitmix64_next(token_state_);
+  return hex64(a) + hex64(b ^ mix64(reinterpret_cast<std::uintptr_t>(this)));
 }
 
 namespace {
@@ -598,7 +600,7 @@ L2Read CacheCore::read_or_lock(std::string_view key, bool ignore_value) {
   if (!l2_allowed()) return out;
   if (!version()) return out;
   std::string token = new_token();
-  const std::string lock_ms = std::to_string(std::max<std::int64_t>(1, to_ms(options_.lock_ttl)));
+  const std::string lock_ms = px(options_.lock_ttl);
   const auto start = std::chrono::steady_clock::now();
   redis::Result<Reply> r =
       client_->eval(scripts_->read_or_lock, {data_key(key), lock_key(key)},
@@ -632,7 +634,7 @@ std::vector<L2Read> CacheCore::read_or_lock_many(const std::vector<std::string>&
                                                  bool ignore_values) {
   std::vector<L2Read> out(keys.size());
   if (keys.empty() || !l2_allowed() || !version()) return out;
-  const std::string lock_ms = std::to_string(std::max<std::int64_t>(1, to_ms(options_.lock_ttl)));
+  const std::string lock_ms = px(options_.lock_ttl);
   std::vector<std::string> tokens;
   tokens.reserve(keys.size());
   redis::Request request;
@@ -658,10 +660,10 @@ StoreResult CacheCore::store(std::string_view key, const std::string& bytes, Dur
     metrics_.l2_writes_skipped.inc();
     return StoreResult::kFailed;
   }
-  const std::string px = std::to_string(std::max<std::int64_t>(1, to_ms(redis_ttl)));
+  const std::string ttl_ms = px(redis_ttl);
   redis::Result<Reply> r =
       client_->eval(scripts_->store, {data_key(key), lock_key(key)},
-                    {bytes, px, token, channel_, bus_message('f', key)}, call_options());
+                    {bytes, ttl_ms, token, channel_, bus_message('f', key)}, call_options());
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write");
   if (!r.ok()) {
     metrics_.l2_writes_skipped.inc();
@@ -684,8 +686,7 @@ std::vector<StoreResult> CacheCore::store_many(const std::vector<StoreItem>& ite
   redis::Request request;
   for (const StoreItem& item : items) {
     request.push("EVALSHA", scripts_->store.sha1(), 2, data_key(item.key), lock_key(item.key),
-                 item.bytes, std::max<std::int64_t>(1, to_ms(item.redis_ttl)), item.token, channel_,
-                 bus_message('f', item.key));
+                 item.bytes, px(item.redis_ttl), item.token, channel_, bus_message('f', item.key));
   }
   redis::Result<std::vector<Reply>> r = exec_scripts(request, scripts_->store);
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write of many keys");
@@ -716,7 +717,7 @@ void CacheCore::release(std::string_view key, const std::string& token) {
 
 void CacheCore::renew_locks() {
   const auto period = std::max<Duration>(options_.lock_ttl / 3, std::chrono::milliseconds(1));
-  const std::string ttl_ms = std::to_string(std::max<std::int64_t>(1, to_ms(options_.lock_ttl)));
+  const std::string ttl_ms = px(options_.lock_ttl);
   std::unique_lock lock(renewals_->mutex);
   while (!renewals_->stopping) {
     renewals_->changed.wait_for(lock, period);
@@ -755,10 +756,10 @@ bool CacheCore::write(std::string_view key, const std::string& bytes, Duration r
     metrics_.l2_writes_skipped.inc();
     return false;
   }
-  const std::string px = std::to_string(std::max<std::int64_t>(1, to_ms(redis_ttl)));
+  const std::string ttl_ms = px(redis_ttl);
   redis::Result<Reply> r =
       client_->eval(scripts_->write, {data_key(key), lock_key(key)},
-                    {bytes, px, channel_, bus_message('k', key)}, call_options());
+                    {bytes, ttl_ms, channel_, bus_message('k', key)}, call_options());
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write");
   if (!r.ok()) {
     metrics_.l2_writes_skipped.inc();
@@ -788,8 +789,7 @@ bool CacheCore::invalidate_tag(std::string_view tag) {
   const Duration retention = std::max(kMinTagRetention, 2 * (options_.ttl + options_.stale_window));
   redis::Result<Reply> r = client_->eval(
       scripts_->invalidate_tag, {tag_key(tag)},
-      {std::to_string(now), std::to_string(to_ms(retention)), channel_, bus_message('t', ""), tag},
-      call_options());
+      {std::to_string(now), px(retention), channel_, bus_message('t', ""), tag}, call_options());
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "tag invalidation");
   if (!r.ok()) return false;
   metrics_.invalidations_sent.inc();

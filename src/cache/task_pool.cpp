@@ -91,9 +91,4 @@ void TaskPool::shutdown(std::chrono::milliseconds grace) {
   // objects whose destructors take other locks.
 }
 
-std::size_t TaskPool::queued() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->queue.size();
-}
-
 }  // namespace tiercache::detail

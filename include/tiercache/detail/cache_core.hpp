@@ -54,7 +54,6 @@ class TaskPool {
   bool submit(std::function<void()> task);
   // Stops accepting tasks, drops queued ones, waits up to `grace` for running ones.
   void shutdown(std::chrono::milliseconds grace);
-  std::size_t queued() const;
 
   struct State;  // shared with the pool's threads (src/cache/task_pool.cpp)
 

@@ -101,10 +101,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     const TimePoint now = clock_.now();
     if (e.found()) {
       const Verdict v = judge(*e, now);
-      if (v == Verdict::kServeStale) {
-        core_->metrics().l1_stale.inc();
-        return Result(std::move(e), Source::kL1, true);
-      }
+      if (v == Verdict::kServeStale) return l1_stale_hit(std::move(e));
       if (v != Verdict::kStale) return l1_hit(std::move(e));
     }
     core_->metrics().l1_misses.inc();
@@ -155,9 +152,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           }
           return l1_hit(std::move(e));
         case Verdict::kServeStale:
-          core_->metrics().l1_stale.inc();
-          core_->metrics().stale_served.inc();
-          return Result(std::move(e), Source::kL1, true);
+          return l1_stale_hit(std::move(e));
         case Verdict::kStale:
           if (e->value) stale = Result(std::move(e), Source::kL1, true);
           break;
@@ -203,8 +198,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           continue;
         }
         if (v == Verdict::kServeStale) {
-          core_->metrics().stale_served.inc();
-          results[i] = Result(std::move(e), Source::kL1, true);
+          results[i] = l1_stale_hit(std::move(e));
           continue;
         }
         if (e->value) stale = Result(std::move(e), Source::kL1, true);
@@ -319,6 +313,14 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       core_->metrics().l1_negative_hits.inc();
     }
     return Result(std::move(e), Source::kL1, false);
+  }
+
+  // An entry fail-safe keeps in L1 (Verdict::kServeStale): served flagged stale, and counted
+  // the same way by every read.
+  Result l1_stale_hit(Cached<EntryT> e) {
+    core_->metrics().l1_stale.inc();
+    core_->metrics().stale_served.inc();
+    return Result(std::move(e), Source::kL1, true);
   }
 
   Verdict judge(const EntryT& e, TimePoint now) {

@@ -4,6 +4,7 @@
 
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace tiercache::detail {
@@ -24,6 +25,12 @@ inline constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
 // One step of the splitmix64 generator: advances `state` and returns the next output.
 inline constexpr std::uint64_t splitmix64_next(std::uint64_t& state) noexcept {
   return mix64(state += kSplitMixGamma);
+}
+
+// The same step on a generator shared by threads: each caller gets a distinct output, with no
+// lock (the state is a counter advanced by kSplitMixGamma).
+inline std::uint64_t splitmix64_next(std::atomic<std::uint64_t>& state) noexcept {
+  return mix64(state.fetch_add(kSplitMixGamma, std::memory_order_relaxed) + kSplitMixGamma);
 }
 
 }  // namespace tiercache::detail
