@@ -4,12 +4,13 @@
 #
 #   1. redis-benchmark -c 1 -P 1 -t get              one connection, one request at a time
 #   2. tiercache redis-bench --mode sync, 1 client   the blocking API, one thread
+#   2'. the same with --spin-us 0                     never polls for the reply before sleeping
 #   3. hiredis, sync, 1 client                       (tiercache_hiredis_bench)
 #   4. redis-benchmark -c 1 -P 64 -t get             one connection, 64 pipelined
 #   5. tiercache redis-bench --mode async, 1 x 64    callbacks keeping 64 requests in flight
 #   6. tiercache redis-bench --mode sync, 32 clients 32 threads sharing one Client
 #
-#   targets: 2/1 >= 0.95, 5/4 >= 0.8, 6/2 >= 3; 2/3 is printed for reference.
+#   targets: 2/1 >= 0.95, 5/4 >= 0.8, 6/2 >= 3; 2'/1, 2/3 and 2'/3 are printed for reference.
 #
 # Every run GETs 100-byte values: tiercache and hiredis GET keys they SET first; redis-benchmark
 # (without -r) GETs its one key "key:__rand_int__", which this script SETs to 100 bytes.
@@ -158,6 +159,7 @@ tiercache_bench() {
 echo "== load before: $(uptime)"
 redis_benchmark rb_p1 1 "$PROBE_REQUESTS_P1"
 tiercache_bench tc_sync1 --mode sync --clients 1
+tiercache_bench tc_sync1_nospin --mode sync --clients 1 --spin-us 0
 if [[ -n "$hiredis_bin" ]]; then
   echo "-- hiredis_sync1: tiercache_hiredis_bench"
   "$hiredis_bin" --host "$host" --port "$port" --seconds "$seconds" --value-size "$VALUE_SIZE" \
@@ -195,6 +197,7 @@ def redis_benchmark(name):
 runs = [
     ("rb_p1", "redis-benchmark -c 1 -P 1", redis_benchmark),
     ("tc_sync1", "tiercache sync, 1 client", key_values),
+    ("tc_sync1_nospin", "tiercache sync, 1 client, no spin", key_values),
     ("hiredis_sync1", "hiredis sync, 1 client", key_values),
     ("rb_p64", "redis-benchmark -c 1 -P 64", redis_benchmark),
     ("tc_async64", "tiercache async, 1 x 64 in flight", key_values),
@@ -218,7 +221,7 @@ for name, label, parse in runs:
         print(f"{label:<36} {r[0]:>11,.0f} {r[1]:>8.1f} {r[2]:>8.1f}")
 
 print()
-header = f"{'ratio (ops/s)':<46} {'value':>6} {'target':>8}  verdict"
+header = f"{'ratio (ops/s)':<50} {'value':>6} {'target':>8}  verdict"
 print(header)
 print("-" * len(header))
 ratios = [
@@ -226,13 +229,15 @@ ratios = [
     ("tiercache async-64 / redis-benchmark -P 64", "tc_async64", "rb_p64", 0.8),
     ("tiercache sync-32 / tiercache sync-1", "tc_sync32", "tc_sync1", 3.0),
     ("tiercache sync-1 / hiredis sync-1", "tc_sync1", "hiredis_sync1", None),
+    ("tiercache sync-1 no spin / redis-benchmark -P 1", "tc_sync1_nospin", "rb_p1", None),
+    ("tiercache sync-1 no spin / hiredis sync-1", "tc_sync1_nospin", "hiredis_sync1", None),
 ]
 for label, a, b, target in ratios:
     if results.get(a) is None or results.get(b) is None or results[b][0] == 0:
-        print(f"{label:<46} {'-':>6}")
+        print(f"{label:<50} {'-':>6}")
         continue
     value = results[a][0] / results[b][0]
     goal = f">= {target:g}" if target is not None else "-"
     verdict = ("ok" if value >= target else "BELOW") if target is not None else "(reference)"
-    print(f"{label:<46} {value:>6.2f} {goal:>8}  {verdict}")
+    print(f"{label:<50} {value:>6.2f} {goal:>8}  {verdict}")
 PY

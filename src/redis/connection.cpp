@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,6 +66,8 @@ void ConnectionCounters::add_to(ClientStats& s) const {
   s.connect_failures += connect_failures.load(std::memory_order_relaxed);
   s.protocol_errors += protocol_errors.load(std::memory_order_relaxed);
   s.push_messages += push_messages.load(std::memory_order_relaxed);
+  s.spin_waits += spin_waits.load(std::memory_order_relaxed);
+  s.spin_hits += spin_hits.load(std::memory_order_relaxed);
 }
 
 Result<std::shared_ptr<asio::ssl::context>> make_tls_context(const ClientConfig& config) {
@@ -114,7 +117,8 @@ Connection::Connection(asio::io_context& io, const ClientConfig& config,
       health_timer_(strand_),
       backoff_(config.reconnect_min_delay, config.reconnect_max_delay, config.reconnect_jitter,
                seed),
-      parser_(config.limits) {}
+      parser_(config.limits),
+      spin_policy_(config.spin_wait) {}
 
 Connection::~Connection() = default;
 
@@ -196,6 +200,11 @@ bool wait_fd(int fd, short events, RequestClock::time_point deadline) {
   }
 }
 
+// Requests queued by completion handlers during a read that are written before the read's
+// remaining replies are handed out (see on_read()). With 64 in flight, 4 to 16 all measured
+// 0.85-0.88x of redis-benchmark -P 64 against 0.73-0.75x when writing only after the read.
+constexpr std::size_t kEarlyWrite = 16;
+
 }  // namespace
 
 std::optional<Result<std::vector<Reply>>> Connection::try_direct(
@@ -261,12 +270,19 @@ std::optional<Result<std::vector<Reply>>> Connection::try_direct(
     }
   }
 
-  // Read until every command has its reply.
+  // Read until every command has its reply. The socket is non-blocking: while spinning, a
+  // read that finds nothing yields the core (to the server, when it runs on this one) and is
+  // retried until the spin ends; then the call sleeps in ppoll.
   std::vector<Reply> replies;
   replies.reserve(commands);
   std::vector<char>& buffer = *read_buffer_;
-  // The reply cannot be there yet: wait first rather than try a read that fails.
-  bool wait_first = true;
+  const bool spun = spin_policy_.spin_next();
+  const RequestClock::time_point written = RequestClock::now();
+  const RequestClock::time_point spin_until = std::min(deadline, written + spin_policy_.budget());
+  bool spinning = spun;
+  if (spun) counters_.spin_waits.fetch_add(1, std::memory_order_relaxed);
+  // Without a spin the reply cannot be there yet: wait first rather than try a read that fails.
+  bool wait_first = !spun;
   while (replies.size() < commands) {
     if (std::exchange(wait_first, false) && !wait_fd(fd, POLLIN, deadline)) {
       outcome.unanswered = commands - replies.size();
@@ -275,6 +291,11 @@ std::optional<Result<std::vector<Reply>>> Connection::try_direct(
     const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (spinning && RequestClock::now() < spin_until) {
+        ::sched_yield();
+        continue;
+      }
+      spinning = false;
       if (!wait_fd(fd, POLLIN, deadline)) {
         outcome.unanswered = commands - replies.size();
         return fail(Errc::kTimeout, "no reply by the deadline");
@@ -310,6 +331,8 @@ std::optional<Result<std::vector<Reply>>> Connection::try_direct(
       }
     }
   }
+  if (spinning) counters_.spin_hits.fetch_add(1, std::memory_order_relaxed);
+  spin_policy_.record(spun, RequestClock::now() - written);
   hand_back(generation, std::move(outcome));
   return Result<std::vector<Reply>>(std::move(replies));
 }
@@ -427,7 +450,7 @@ void Connection::write_more() {
     }
   }
   if (buffer.empty()) return;
-  if (!awaiting_.empty()) ensure_reading();
+  if (!awaiting_.empty() && !parsing_) ensure_reading();  // on_read() reads again at its end
   write_in_flight_ = true;
   counters_.writes.fetch_add(1, std::memory_order_relaxed);
   with_stream([&](auto& stream) {
@@ -580,6 +603,16 @@ void Connection::on_read(std::uint64_t generation, std::error_code ec, std::size
       if (generation != generation_) {  // the reply made us drop the connection
         parsing_ = false;
         return;
+      }
+      // Handlers issue their next commands as their replies arrive (an async caller keeping
+      // K in flight). Writing the first kEarlyWrite of them now rather than after the whole
+      // read lets the server work while the rest of the replies are handed out; the others
+      // follow when that write completes. (write_more() starts no read while parsing_: the
+      // read buffer still holds this read's bytes.)
+      if (unwritten_.size() >= kEarlyWrite && !write_in_flight_) {
+        after_read_ = true;
+        write_more();
+        after_read_ = false;
       }
     } else if (status == RespParser::Status::kError) {
       parsing_ = false;

@@ -49,6 +49,7 @@
 #include "tiercache/redis/client.hpp"
 #include "tiercache/redis/config.hpp"
 #include "tiercache/redis/detail/pending_request.hpp"
+#include "tiercache/redis/detail/spin_policy.hpp"
 #include "tiercache/redis/resp_parser.hpp"
 
 namespace tiercache::redis::detail {
@@ -64,6 +65,8 @@ struct ConnectionCounters {
   std::atomic<std::uint64_t> connect_failures{0};
   std::atomic<std::uint64_t> protocol_errors{0};
   std::atomic<std::uint64_t> push_messages{0};
+  std::atomic<std::uint64_t> spin_waits{0};
+  std::atomic<std::uint64_t> spin_hits{0};
 
   void add_to(ClientStats& s) const;
 };
@@ -259,6 +262,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int released_fd_ = -1;
   asio::ip::tcp released_protocol_ = asio::ip::tcp::v4();
   std::uint64_t direct_generation_ = 0;
+  // Whether the fast path spins for its reply; used only by the caller holding the socket.
+  SpinPolicy spin_policy_;
   bool health_ping_in_flight_ = false;
   Error last_connect_error_;
   std::atomic<bool> ready_{false};

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "support/fake_server.hpp"
 #include "support/redis_process.hpp"
 #include "tiercache/redis/client.hpp"
+#include "tiercache/redis/detail/spin_policy.hpp"
 
 namespace tiercache::redis {
 namespace {
@@ -402,6 +404,106 @@ TEST(RedisClient, BlockingAndAsyncCallsMixedOnOneConnectionEachGetTheirOwnReply)
   }
   EXPECT_EQ(async_done.load(), kRounds);
   EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(RedisClient, AsyncCallersReissuingFromTheirCallbacksEachGetTheirOwnReply) {
+  // 64 chains, each issuing its next command from the callback of the previous one: the
+  // commands queued while a read's replies are handed out are partly written before the read
+  // is done (Connection::on_read), and every reply must still reach its own chain. The
+  // values, 2-3 KB each, make a round of replies several times the client's 64 KiB read
+  // buffer, so more bytes wait in the socket while a read is handed out.
+  REQUIRE_SHARED_SERVER(config);
+  Client client(*config);
+  constexpr int kChains = 64;
+  constexpr int kRounds = 300;
+  std::atomic<int> wrong{0};
+  std::atomic<int> finished{0};
+  std::vector<std::function<void(int)>> chains(kChains);
+  for (int c = 0; c < kChains; ++c) {
+    chains[c] = [&, c](int round) {
+      std::string v = std::to_string(c) + ":" + std::to_string(round) + ":";
+      v.append(2000 + (c * 37 + round) % 1000, static_cast<char>('a' + (c + round) % 26));
+      client.async_exec_one(Request().push("ECHO", v), [&, c, round, v](Result<Reply> r) {
+        if (!r.ok() || r->string != v) ++wrong;
+        if (round + 1 < kRounds) {
+          chains[c](round + 1);
+        } else {
+          ++finished;
+        }
+      });
+    };
+  }
+  for (int c = 0; c < kChains; ++c) chains[c](0);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (finished.load() < kChains && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(finished.load(), kChains);
+  EXPECT_EQ(wrong.load(), 0);
+  const ClientStats stats = client.stats();
+  EXPECT_EQ(stats.protocol_errors, 0u);
+  EXPECT_LT(stats.writes, stats.commands / 4);  // pipelined, not one write per command
+}
+
+// Waits (bounded) until the client's connection is up, so the next blocking call takes the
+// fast path.
+bool wait_connected(const Client& client) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!client.connected() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  return client.connected();
+}
+
+TEST(RedisClient, BlockingCallsSpinOnlyWithABudgetAndAlwaysGetTheirOwnReply) {
+  REQUIRE_SHARED_SERVER(config);
+  for (const auto budget : {0us, 200us}) {
+    ClientConfig with_budget = *config;
+    with_budget.spin_wait = budget;
+    Client client(with_budget);
+    ASSERT_TRUE(wait_connected(client));
+    for (int i = 0; i < 300; ++i) {
+      const std::string v = "v" + std::to_string(i);
+      const Result<Reply> r = client.command("ECHO", v);
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      ASSERT_EQ(r->string, v);
+    }
+    const ClientStats stats = client.stats();
+    if (budget == 0us) {
+      EXPECT_EQ(stats.spin_waits, 0u);
+    } else {
+      // The first fast-path call always measures spinning; afterwards it is the faster way
+      // or tried one call in SpinPolicy::kExploreEvery.
+      EXPECT_GE(stats.spin_waits, 300u / detail::SpinPolicy::kExploreEvery);
+    }
+    EXPECT_LE(stats.spin_hits, stats.spin_waits);
+  }
+}
+
+TEST(RedisClient, ASpinningCallStillReturnsByItsDeadline) {
+  RedisProcess server = RedisProcess::start();
+  ClientConfig config = config_for(server.port());
+  config.spin_wait = 10s;  // far past the call's deadline: the deadline must win
+  config.health_check_interval = 0ms;
+  // The first fast-path call of a client spins. "Connected" can be seen a moment before the
+  // connection offers its socket to callers, so a fresh client is tried until the paused
+  // call did spin (a few attempts at most).
+  bool spun = false;
+  for (int attempt = 0; attempt < 5 && !spun; ++attempt) {
+    Client client(config);
+    ASSERT_TRUE(wait_connected(client));
+    server.pause();
+    const auto start = std::chrono::steady_clock::now();
+    const Result<Reply> r = client.exec_one(Request().push("GET", "k"), {.timeout = 200ms});
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 200ms + kSlack);
+    server.resume();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::kTimeout) << r.error().to_string();
+    spun = client.stats().spin_waits == 1;
+    const Result<Reply> after = client.exec_one(Request().push("PING"), {.timeout = 5s});
+    EXPECT_TRUE(after.ok()) << after.error().to_string();
+  }
+  EXPECT_TRUE(spun);
 }
 
 TEST(RedisClient, DeliversServerPushesToItsHandlerOffTheIoThread) {

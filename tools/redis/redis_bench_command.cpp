@@ -24,6 +24,8 @@
 
 #include "redis/redis_bench_command.hpp"
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
@@ -50,6 +52,16 @@ namespace {
 constexpr const char* kName = "redis-bench";
 using Clock = std::chrono::steady_clock;
 
+// User + system CPU time this process has used so far.
+std::chrono::microseconds process_cpu_time() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto micros = [](const timeval& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+  };
+  return micros(usage.ru_utime) + micros(usage.ru_stime);
+}
+
 // Bounds of the options.
 constexpr unsigned kMaxClients = 1024;
 constexpr unsigned kMaxInflight = 4096;
@@ -60,6 +72,8 @@ constexpr double kMaxSeconds = 24 * 3600;
 constexpr std::chrono::milliseconds kDefaultRequestTimeout{2000};
 // SETs per pipeline while loading the keys.
 constexpr std::size_t kPreloadBatch = 256;
+// Longest --spin-us accepted (ClientConfig::spin_wait).
+constexpr unsigned kMaxSpinMicroseconds = 1'000'000;
 
 struct BenchArguments {
   RedisConnectionArguments connection;
@@ -70,6 +84,7 @@ struct BenchArguments {
   std::size_t value_size = 100;
   std::size_t keys = 1000;
   std::string key_prefix = "tiercache-bench:";
+  unsigned spin_us = static_cast<unsigned>(redis::ClientConfig{}.spin_wait.count());
   bool allow_errors = false;
 };
 
@@ -282,6 +297,7 @@ int run_bench(const BenchArguments& args) {
   if (!config.ok()) return usage_error(kName, config.error().message);
   const std::size_t in_flight = static_cast<std::size_t>(args.clients) * args.inflight;
   config->max_pending_requests = std::max(config->max_pending_requests, 2 * in_flight);
+  config->spin_wait = std::chrono::microseconds(args.spin_us);
   const std::string password = config->password;
   const std::string where = redis::redact_url(args.connection.url);
 
@@ -308,6 +324,7 @@ int run_bench(const BenchArguments& args) {
   std::printf("# SET %zu keys in %.3f s\n", keys.size(),
               std::chrono::duration<double>(Clock::now() - load_start).count());
   const redis::ClientStats before = client.stats();
+  const std::chrono::microseconds cpu_before = process_cpu_time();
 
   // A short pause lets every thread reach the start line.
   const Clock::time_point start = Clock::now() + std::chrono::milliseconds(20);
@@ -321,6 +338,7 @@ int run_bench(const BenchArguments& args) {
     result = run_sync(client, keys, args, start, end);
   }
   const redis::ClientStats after = client.stats();
+  const std::chrono::microseconds cpu_used = process_cpu_time() - cpu_before;
 
   const double elapsed =
       std::chrono::duration<double>(std::max(result.last_completion, end) - start).count();
@@ -336,6 +354,17 @@ int run_bench(const BenchArguments& args) {
   std::printf("# client: %llu commands in %llu socket writes (%.2f commands per write)\n",
               static_cast<unsigned long long>(commands), static_cast<unsigned long long>(writes),
               writes == 0 ? 0.0 : static_cast<double>(commands) / static_cast<double>(writes));
+  std::printf("# cpu: %.2f s of this process (user + system) over the run, %.2f us per GET\n",
+              static_cast<double>(cpu_used.count()) / 1e6,
+              result.operations == 0
+                  ? 0.0
+                  : static_cast<double>(cpu_used.count()) / static_cast<double>(result.operations));
+  const std::uint64_t spins = after.spin_waits - before.spin_waits;
+  std::printf(
+      "# fast path: %llu of %llu waits spun (up to %u us), %llu of them got the reply "
+      "without sleeping\n",
+      static_cast<unsigned long long>(spins), static_cast<unsigned long long>(commands),
+      args.spin_us, static_cast<unsigned long long>(after.spin_hits - before.spin_hits));
   const std::uint64_t errors = result.errors.total();
   if (errors != 0) {
     std::printf("# errors: %s%s\n", result.errors.describe().c_str(),
@@ -403,6 +432,12 @@ Subcommand add_redis_bench_command(CLI::App& program) {
       ->check(integer_in(std::size_t{1}, kMaxKeys, "the number of keys", "N"));
   app->add_option("--key-prefix", args->key_prefix, "Keys are <prefix>0 .. <prefix>N-1")
       ->capture_default_str();
+  app->add_option("--spin-us", args->spin_us,
+                  "Blocking calls poll for their reply this long before sleeping, when that "
+                  "is faster (ClientConfig::spin_wait); 0 never spins")
+      ->capture_default_str()
+      ->type_name("US")
+      ->check(integer_in(0u, kMaxSpinMicroseconds, "the spin budget (microseconds)", "US"));
   app->add_flag("--allow-errors", args->allow_errors, "Exit 0 even if some requests failed");
   return Subcommand{app, [args] { return run_bench(*args); }};
 }

@@ -81,6 +81,8 @@ struct ClientStats {
   std::uint64_t protocol_errors = 0;    // connections closed because of bad replies
   std::uint64_t push_messages = 0;      // RESP3 pushes received
   std::uint64_t pushes_dropped = 0;     // not delivered: the push handler's queue was full
+  std::uint64_t spin_waits = 0;  // blocking calls that polled for their reply before sleeping
+  std::uint64_t spin_hits = 0;   // ... and got it without sleeping (ClientConfig::spin_wait)
 };
 
 namespace detail {

@@ -128,6 +128,14 @@ struct ClientConfig {
   // Each reconnect wait is randomised by +- this fraction so many clients do not reconnect
   // in lockstep. Default 0.2. REQUIRES: 0 <= reconnect_jitter <= 1.
   double reconnect_jitter = 0.2;
+  // How long a blocking call on an idle connection (the fast path, docs/redis-client.md) may
+  // poll its socket without sleeping before it sleeps in the kernel. A sleeping caller pays a
+  // wake-up when its reply lands, which on VMs can cost as much as the round trip itself.
+  // The client measures both ways per connection and spins only while spinning is the faster
+  // one (it tries again from time to time), so a far-away or co-located server makes it
+  // sleep at once. Default 50 us; 0 never spins (no CPU burnt waiting, at the cost of that
+  // wake-up). Negative counts as 0.
+  std::chrono::microseconds spin_wait{50};
 
   // ---- limits -----------------------------------------------------------------------------
   // Most requests waiting to be written or answered, over all connections; one more fails
