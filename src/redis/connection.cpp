@@ -19,6 +19,8 @@
 #include <string_view>
 #include <utility>
 
+#include "redis/time_left.hpp"
+
 namespace tiercache::redis::detail {
 
 namespace {
@@ -186,15 +188,12 @@ namespace {
 // Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
 bool wait_fd(int fd, short events, RequestClock::time_point deadline) {
   for (;;) {
-    const auto left = deadline - RequestClock::now();
-    if (left <= RequestClock::duration::zero()) return false;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
-                           static_cast<long>(ns % 1'000'000'000)};
+    const std::optional<timespec> timeout = time_left(deadline);
+    if (!timeout) return false;
     pollfd p{};
     p.fd = fd;
     p.events = events;
-    const int ready = ::ppoll(&p, 1, &timeout, nullptr);
+    const int ready = ::ppoll(&p, 1, &*timeout, nullptr);
     if (ready > 0) return true;
     if (ready < 0 && errno != EINTR) return true;  // the next send/recv reports the error
   }

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <ctime>
+
+#include "redis/time_left.hpp"
 #endif
 
 namespace tiercache::redis::detail {
@@ -41,13 +43,10 @@ bool SyncRequest::sleep_until(RequestClock::time_point until) {
   static_assert(sizeof(std::atomic<int>) == sizeof(int));
   auto* word = reinterpret_cast<int*>(&state_);
   while (state_.load(std::memory_order_acquire) != kDone) {
-    const auto left = until - RequestClock::now();
-    if (left <= RequestClock::duration::zero()) return false;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
-                           static_cast<long>(ns % 1'000'000'000)};
+    const std::optional<timespec> timeout = time_left(until);
+    if (!timeout) return false;
     // Returns at once if the word is no longer kSleeping (the result came in between).
-    ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, kSleeping, &timeout, nullptr, 0);
+    ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, kSleeping, &*timeout, nullptr, 0);
   }
   return true;
 }
