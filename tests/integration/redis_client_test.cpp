@@ -29,7 +29,6 @@
 #include "support/fake_server.hpp"
 #include "support/redis_process.hpp"
 #include "tiercache/redis/client.hpp"
-#include "tiercache/redis/detail/spin_policy.hpp"
 
 namespace tiercache::redis {
 namespace {
@@ -472,9 +471,9 @@ TEST(RedisClient, BlockingCallsSpinOnlyWithABudgetAndAlwaysGetTheirOwnReply) {
     if (budget == 0us) {
       EXPECT_EQ(stats.spin_waits, 0u);
     } else {
-      // The first fast-path call always measures spinning; afterwards it is the faster way
-      // or tried one call in SpinPolicy::kExploreEvery.
-      EXPECT_GE(stats.spin_waits, 300u / detail::SpinPolicy::kExploreEvery);
+      // The first fast-path call always measures spinning (whether it goes on depends on
+      // the machine: SpinPolicy).
+      EXPECT_GE(stats.spin_waits, 1u);
     }
     EXPECT_LE(stats.spin_hits, stats.spin_waits);
   }

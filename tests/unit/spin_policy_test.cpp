@@ -1,6 +1,7 @@
 // SpinPolicy: a zero budget never spins; both choices are measured first; the faster one is
-// used (spinning only with a margin) and the other tried one call in kExploreEvery; a change
-// of conditions flips the choice within a few samples; one stalled reply does not.
+// used (spinning only with a margin) and the other tried from time to time (spinning less and
+// less often while it keeps losing); a change of conditions flips the choice within a few
+// samples; one stalled reply does not.
 
 #include "tiercache/redis/detail/spin_policy.hpp"
 
@@ -53,13 +54,20 @@ TEST(SpinPolicy, SpinsWhenFasterAndStillTriesSleepingOneCallInSixteen) {
   EXPECT_TRUE(policy.prefers_spinning());
 }
 
-TEST(SpinPolicy, SleepsWhenSpinningIsNotClearlyFaster) {
+TEST(SpinPolicy, SleepsWhenSpinningIsNotClearlyFasterAndTriesItLessAndLessOften) {
   // A server far away: the reply comes after the budget either way.
   SpinPolicy far(50us);
   drive(far, 2, 400us, 400us);
   const int calls = 16 * SpinPolicy::kExploreEvery;
-  EXPECT_EQ(drive(far, calls, 400us, 400us), calls / int{SpinPolicy::kExploreEvery});
+  const int first_spins = drive(far, calls, 400us, 400us);
+  EXPECT_GE(first_spins, 1);
+  EXPECT_LT(first_spins, calls / int{SpinPolicy::kExploreEvery});
   EXPECT_FALSE(far.prefers_spinning());
+  // Each losing try halves the rate, down to one call in kMaxExploreEvery.
+  drive(far, 10'000, 400us, 400us);
+  EXPECT_EQ(far.spin_explore_every(), SpinPolicy::kMaxExploreEvery);
+  const int later = 8 * SpinPolicy::kMaxExploreEvery;
+  EXPECT_EQ(drive(far, later, 400us, 400us), later / int{SpinPolicy::kMaxExploreEvery});
   // Within the margin is not enough: spinning burns a core.
   SpinPolicy close(50us);
   drive(close, 2 + calls, 95us, 100us);
@@ -73,9 +81,11 @@ TEST(SpinPolicy, FollowsAChangeOfConditionsWithinAFewSamples) {
   // The server moves to the caller's core: spinning now delays it.
   drive(policy, 60, 120us, 8us);
   EXPECT_FALSE(policy.prefers_spinning());
-  // And back; sleeping is re-measured one call in kExploreEvery, so give it that long.
-  drive(policy, 40 * SpinPolicy::kExploreEvery, 22us, 70us);
+  // And back. Spinning is now tried at most one call in kMaxExploreEvery, and its average
+  // needs a few tries to come down.
+  drive(policy, 10 * SpinPolicy::kMaxExploreEvery, 22us, 70us);
   EXPECT_TRUE(policy.prefers_spinning());
+  EXPECT_EQ(policy.spin_explore_every(), SpinPolicy::kExploreEvery);
 }
 
 TEST(SpinPolicy, OneStalledReplyDoesNotFlipTheChoice) {

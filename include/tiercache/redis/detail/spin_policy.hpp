@@ -9,8 +9,11 @@
 // after the budget anyway, and with Redis on the caller's core the spin delays the server. So
 // the policy measures both: it keeps a moving average of the wait (from the request written to
 // its last reply read) under each choice, uses the faster one (spinning must win by a margin,
-// since it burns a core), and tries the other one every kExploreEvery-th call so that a change
-// of conditions is noticed. A budget of zero never spins.
+// since it burns a core), and tries the other one from time to time so that a change of
+// conditions is noticed: sleeping every kExploreEvery-th call while spinning is preferred;
+// spinning every kExploreEvery-th call at first while sleeping is, and half as often after each
+// try that does not make it preferred, down to one call in kMaxExploreEvery (so a far or busy
+// server costs little spinning). A budget of zero never spins.
 //
 // Not thread-safe: a connection's fast path has one caller at a time, and ownership passes
 // under a mutex (Connection::try_direct), which orders the calls. Time is given, not read:
@@ -24,8 +27,10 @@ namespace tiercache::redis::detail {
 
 class SpinPolicy {
  public:
-  // One call in kExploreEvery takes the choice that is not currently preferred.
+  // One call in kExploreEvery takes the choice that is not currently preferred (for spinning,
+  // at first: see above).
   static constexpr std::uint32_t kExploreEvery = 16;
+  static constexpr std::uint32_t kMaxExploreEvery = 256;
   // Spinning is preferred only when its average wait is below this fraction of sleeping's.
   static constexpr double kSpinMargin = 0.9;
 
@@ -41,7 +46,8 @@ class SpinPolicy {
     if (spin_avg_ns_ < 0) return true;    // never measured: try it
     if (sleep_avg_ns_ < 0) return false;  // likewise
     const bool preferred = prefers_spinning();
-    return ++calls_ % kExploreEvery == 0 ? !preferred : preferred;
+    const std::uint32_t every = preferred ? kExploreEvery : spin_explore_every_;
+    return ++calls_ % every == 0 ? !preferred : preferred;
   }
 
   // Records a completed wait: whether it spun, and how long it took from the request written
@@ -59,7 +65,15 @@ class SpinPolicy {
     // still takes over within a few samples.
     if (sample > avg * kMaxStep + kFloorNs) sample = avg * kMaxStep + kFloorNs;
     avg += (sample - avg) * kWeight;
+    if (prefers_spinning()) {
+      spin_explore_every_ = kExploreEvery;
+    } else if (spun && spin_explore_every_ < kMaxExploreEvery) {
+      spin_explore_every_ *= 2;  // a try that lost: try less often
+    }
   }
+
+  // How many calls apart spinning is tried while sleeping is preferred (for tests).
+  std::uint32_t spin_explore_every() const { return spin_explore_every_; }
 
   // Whether spinning is the current choice (for stats and tests).
   bool prefers_spinning() const {
@@ -76,6 +90,7 @@ class SpinPolicy {
   double spin_avg_ns_ = -1;   // < 0: no sample yet
   double sleep_avg_ns_ = -1;  // < 0: no sample yet
   std::uint32_t calls_ = 0;
+  std::uint32_t spin_explore_every_ = kExploreEvery;
 };
 
 }  // namespace tiercache::redis::detail
