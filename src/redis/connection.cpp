@@ -608,11 +608,7 @@ void Connection::on_read(std::uint64_t generation, std::error_code ec, std::size
       // read lets the server work while the rest of the replies are handed out; the others
       // follow when that write completes. (write_more() starts no read while parsing_: the
       // read buffer still holds this read's bytes.)
-      if (unwritten_.size() >= kEarlyWrite && !write_in_flight_) {
-        after_read_ = true;
-        write_more();
-        after_read_ = false;
-      }
+      if (unwritten_.size() >= kEarlyWrite && !write_in_flight_) write_more_after_read();
     } else if (status == RespParser::Status::kError) {
       parsing_ = false;
       counters_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
@@ -626,10 +622,14 @@ void Connection::on_read(std::uint64_t generation, std::error_code ec, std::size
   }
   parsing_ = false;
   if (keep_reading()) ensure_reading();
+  write_more_after_read();
+  maybe_open_direct();
+}
+
+void Connection::write_more_after_read() {
   after_read_ = true;  // the socket was just read: no need to probe it before writing
   write_more();
   after_read_ = false;
-  maybe_open_direct();
 }
 
 bool Connection::is_resp2_pubsub_message(const Reply& reply) {

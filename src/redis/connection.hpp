@@ -122,6 +122,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void refuse(std::shared_ptr<PendingRequest> request, Error error);
   void flush_incoming();
   void write_more();
+  // write_more() from on_read(): the socket was just read, so it is not probed first.
+  void write_more_after_read();
   void on_written(std::uint64_t generation, std::error_code ec);
   // Reads run only while replies are expected (or always, for TLS and subscribers), so an
   // idle plain connection has no read pending and a caller may take it (try_direct).
@@ -238,7 +240,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool write_in_flight_ = false;
   bool reading_ = false;     // a read is pending on the current socket
   bool parsing_ = false;     // on_read() is handing out replies (writes wait for its end)
-  bool after_read_ = false;  // write_more() called by on_read(): the socket was just read
+  bool after_read_ = false;  // inside write_more_after_read()
   // Bytes (or EOF) arrived on the idle socket: writes wait until they are read.
   bool probing_read_ = false;
   RespParser parser_;
