@@ -7,8 +7,14 @@
 // Checked for every input, beyond "no crash, no leak, no UB, no hang" (the sanitizers):
 //  - the stream parsed whole, split in three at points derived from the data, and fed one
 //    byte at a time gives the same replies, each ending at the same offset, and the same end
-//    (the same error message, or the same partial-reply state);
+//    (the same error message and exceeded limit, or the same partial-reply state);
 //  - a parse() that returns kNeedMore consumed everything it was given;
+//  - every reply is within max_reply_elements and max_reply_memory as reply_element_count()
+//    and reply_memory() measure it, and the parser's accounting is exact: the reply's bytes
+//    alone parse to the same reply with those two limits set to exactly its measures, and
+//    fail on kReplyElements / kReplyMemory with either set one lower;
+//  - an error names a limit (exceeded_limit() != kNone) exactly when its message says
+//    "limit";
 //  - format_reply renders every reply, as something unless it is an empty plain string;
 //  - after reset(), a parser that failed parses a valid reply again.
 
@@ -27,8 +33,11 @@
 namespace {
 
 using tiercache::redis::format_reply;
+using tiercache::redis::ParserLimit;
 using tiercache::redis::ParserLimits;
 using tiercache::redis::Reply;
+using tiercache::redis::reply_element_count;
+using tiercache::redis::reply_memory;
 using tiercache::redis::RespParser;
 
 void check(bool condition, const char* what) {
@@ -47,6 +56,11 @@ ParserLimits limits_from(std::uint8_t selector) {
   limits.max_reply_bytes = (selector & 0x10) != 0 ? 48 : 600;
   limits.max_line_length = (selector & 0x20) != 0 ? 6 : 40;
   if ((selector & 0x40) != 0) limits.max_aggregate_length += 1;  // odd: map pairs round down
+  // The limits of the whole reply, from the same bits (every combination of tight and loose
+  // is still reached with the others).
+  limits.max_reply_elements = (selector & 0x01) != 0 ? 7 : 45;
+  limits.max_reply_memory =
+      sizeof(Reply) * ((selector & 0x02) != 0 ? 6 : 40) + ((selector & 0x40) != 0 ? 0 : 100);
   return limits;
 }
 
@@ -55,6 +69,7 @@ struct Outcome {
   std::vector<std::size_t> reply_ends;  // stream offset right after each reply
   bool failed = false;
   std::string error;
+  ParserLimit exceeded = ParserLimit::kNone;
   bool mid_reply = false;
 };
 
@@ -79,7 +94,11 @@ Outcome run(std::string_view stream, const ParserLimits& limits,
       if (status == RespParser::Status::kError) {
         outcome.failed = true;
         outcome.error = parser.error().message;
+        outcome.exceeded = parser.exceeded_limit();
         check(!outcome.error.empty(), "an error without a message");
+        check((outcome.exceeded != ParserLimit::kNone) ==
+                  (outcome.error.find("limit") != std::string::npos),
+              "exceeded_limit() and the message disagree");
         std::size_t again = 1;
         check(parser.parse(std::string_view("+OK\r\n"), again) == RespParser::Status::kError &&
                   again == 0,
@@ -107,7 +126,48 @@ void check_same(const Outcome& a, const Outcome& b) {
   check(a.reply_ends == b.reply_ends, "replies end at different offsets for different splits");
   check(a.failed == b.failed, "an error for one split only");
   check(a.error == b.error, "different errors for different splits");
+  check(a.exceeded == b.exceeded, "different exceeded limits for different splits");
   check(a.mid_reply == b.mid_reply, "different partial state for different splits");
+}
+
+// Parses `wire`, the bytes of one reply, alone under `limits`: the reply, or the limit broken.
+bool parse_alone(std::string_view wire, const ParserLimits& limits, Reply& reply,
+                 ParserLimit& exceeded) {
+  RespParser parser(limits);
+  std::size_t consumed = 0;
+  const RespParser::Status status = parser.parse(wire, consumed);
+  exceeded = parser.exceeded_limit();
+  if (status != RespParser::Status::kReply) return false;
+  check(consumed == wire.size(), "a reply alone ends elsewhere than in the stream");
+  reply = parser.take_reply();
+  return true;
+}
+
+// The reply-wide limits hold for `reply` (the bytes `wire`, parsed under `limits`), and the
+// parser charges exactly what reply_element_count() and reply_memory() measure.
+void check_reply_limits(const Reply& reply, std::string_view wire, const ParserLimits& limits) {
+  const std::size_t elements = reply_element_count(reply);
+  const std::size_t memory = reply_memory(reply);
+  check(elements <= limits.max_reply_elements, "a reply beyond max_reply_elements");
+  check(memory <= limits.max_reply_memory, "a reply beyond max_reply_memory");
+  ParserLimits exact = limits;
+  exact.max_reply_elements = elements;
+  exact.max_reply_memory = memory;
+  Reply again;
+  ParserLimit exceeded = ParserLimit::kNone;
+  check(parse_alone(wire, exact, again, exceeded) && again == reply,
+        "a reply refused with limits set to exactly its measures");
+  ParserLimits less_memory = exact;
+  less_memory.max_reply_memory = memory - 1;
+  check(!parse_alone(wire, less_memory, again, exceeded) && exceeded == ParserLimit::kReplyMemory,
+        "a reply accepted with max_reply_memory below its reply_memory()");
+  if (elements != 0) {
+    ParserLimits fewer_elements = exact;
+    fewer_elements.max_reply_elements = elements - 1;
+    check(!parse_alone(wire, fewer_elements, again, exceeded) &&
+              exceeded == ParserLimit::kReplyElements,
+          "a reply accepted with max_reply_elements below its reply_element_count()");
+  }
 }
 
 std::uint64_t fnv1a(std::string_view bytes) {
@@ -127,6 +187,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view stream(reinterpret_cast<const char*>(data) + 1, size - 1);
 
   const Outcome whole = run(stream, limits, {});
+  std::size_t reply_start = 0;
+  for (std::size_t i = 0; i < whole.replies.size(); ++i) {
+    const std::size_t reply_end = whole.reply_ends[i];
+    check_reply_limits(whole.replies[i], stream.substr(reply_start, reply_end - reply_start),
+                       limits);
+    reply_start = reply_end;
+  }
   for (const Reply& reply : whole.replies) {
     const std::string text = format_reply(reply);
     // Only an empty simple or verbatim string renders as nothing (as in redis-cli).

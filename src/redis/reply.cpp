@@ -1,4 +1,5 @@
-// Reply: names of the types, deep equality, and redis-cli-like rendering.
+// Reply: names of the types, deep equality, the memory measure of the parser's limits, and
+// redis-cli-like rendering.
 //
 // format_reply follows redis-cli's cliFormatReplyTTY (redis/src/redis-cli.c) so that output of
 // `tiercache redis` can be compared with redis-cli's by eye: bulk strings are quoted with
@@ -12,12 +13,14 @@
 
 #include "tiercache/redis/reply.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace tiercache::redis {
 
@@ -53,6 +56,39 @@ std::string_view to_string(ReplyType type) noexcept {
       return "push";
   }
   return "unknown";
+}
+
+// std::vector<Reply> moves its elements when it grows (as the parser's aggregates do) only if
+// moving a Reply cannot throw; otherwise it would deep-copy every subtree.
+static_assert(std::is_nothrow_move_constructible_v<Reply> &&
+              std::is_nothrow_move_assignable_v<Reply>);
+
+ReplyAttributes::operator const std::vector<Reply>&() const noexcept {
+  static const std::vector<Reply> kNone;
+  return pairs_ ? *pairs_ : kNone;
+}
+
+bool operator==(const ReplyAttributes& a, const ReplyAttributes& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+std::size_t reply_string_memory(std::size_t length) noexcept {
+  static const std::size_t inline_capacity = std::string().capacity();
+  return length > inline_capacity ? length + 1 : 0;
+}
+
+std::size_t reply_memory(const Reply& reply) noexcept {
+  std::size_t bytes = sizeof(Reply) + reply_string_memory(reply.string.size());
+  for (const Reply& element : reply.elements) bytes += reply_memory(element);
+  for (const Reply& attribute : reply.attributes) bytes += reply_memory(attribute);
+  return bytes;
+}
+
+std::size_t reply_element_count(const Reply& reply) noexcept {
+  std::size_t count = reply.elements.size() + reply.attributes.size();
+  for (const Reply& element : reply.elements) count += reply_element_count(element);
+  for (const Reply& attribute : reply.attributes) count += reply_element_count(attribute);
+  return count;
 }
 
 namespace {

@@ -9,9 +9,10 @@
 // Invariants:
 //  - state_ says what the next byte is: a type byte (kType), part of the line of type_
 //    (kLine; the part of it that arrived in earlier calls is in line_), part of a payload
-//    (kPayload, payload_remaining_ bytes to go), or part of the CRLF that ends it
-//    (kPayloadEnd, payload_crlf_seen_ of its 2 bytes seen). kReplyReady and kError consume
-//    nothing.
+//    (kPayload, payload_remaining_ bytes to go, of which a verbatim string's first
+//    verbatim_prefix_remaining_ are its "xxx:" prefix, stored in verbatim_format and never
+//    in its string), or part of the CRLF that ends it (kPayloadEnd, payload_crlf_seen_ of
+//    its 2 bytes seen). kReplyReady and kError consume nothing.
 //  - stack_ holds the open aggregates, outermost first; each expects `remaining` > 0 more
 //    elements. An aggregate of zero elements completes at once and is never pushed.
 //    stack_.size() <= limits_.max_depth.
@@ -29,17 +30,30 @@
 //  - reply_bytes_ counts the bytes of the current top-level reply used by earlier parse()
 //    calls; parse() returns after each complete top-level reply, so every byte of one call
 //    belongs to the current reply.
+//  - reply_elements_ and reply_memory_ count what the current top-level reply announced so
+//    far: every value an aggregate header declared (attributes included), sizeof(Reply) for
+//    each and for the top-level value (charged with the reply's first line; 0 means no line
+//    yet), and reply_string_memory() of every string whose length is known (a simple
+//    string's line, a bulk's declared length). A complete reply has exactly what it
+//    announced, so at completion they equal reply_element_count() and reply_memory() of the
+//    tree; charging declared values up front is what lets a header be refused before
+//    anything is reserved for it. Both stay within their limits (checked before adding) and
+//    go back to 0 when a top-level reply completes; they survive across parse() calls like
+//    the rest of the state.
 //  - Split invariance: the checks are made, and in the same order, whatever the pieces the
 //    stream came in, so a stream gives the same replies and the same error message however
-//    it is split. The line limit is the only one checked on a partial line; the reply limit
-//    is checked at the end of each line, and a bulk length is checked against it before its
-//    payload is read.
+//    it is split. The line limit is the only one checked on a partial line; the reply limits
+//    (bytes, elements, memory) are checked at the end of each line, and a bulk length is
+//    checked against them before its payload is read; a verbatim string's "xxx:" prefix is
+//    checked when its 4th byte arrives.
 //
 // Memory: nothing is reserved from a declared length alone. A payload grows geometrically
-// with the bytes that arrive (never beyond its declared length); an aggregate reserves at
-// most one element per 3 bytes still unread in the current call (no RESP value is shorter
-// than 3 bytes), clamped to [kMinReservedElements, kMaxReservedElements], and grows as
-// elements arrive.
+// with the bytes that arrive (never beyond its declared length: a fresh string is reserved
+// at each step, since growing one in place may round the capacity past it); an aggregate
+// reserves at most one element per 3 bytes still unread in the current call (no RESP value
+// is shorter than 3 bytes), clamped to [kMinReservedElements, kMaxReservedElements], and
+// grows geometrically as elements arrive, again never beyond its declared length, so that a
+// complete aggregate holds no spare slots.
 
 #include "tiercache/redis/resp_parser.hpp"
 
@@ -62,6 +76,8 @@ constexpr std::size_t kMinReservedElements = 16;
 constexpr std::size_t kMaxReservedElements = 1024;
 // The smallest possible encoding of a value ("_\r\n", "+\r\n").
 constexpr std::size_t kMinValueBytes = 3;
+// The start of a verbatim string's payload that is not its text: a 3-byte format and ':'.
+constexpr std::uint8_t kVerbatimPrefixBytes = 4;
 
 enum class TypeClass : std::uint8_t { kInvalid, kValid, kStreamed };
 
@@ -120,8 +136,12 @@ void RespParser::reset() {
   state_ = State::kType;
   type_ = 0;
   payload_crlf_seen_ = 0;
+  verbatim_prefix_remaining_ = 0;
+  exceeded_limit_ = ParserLimit::kNone;
   payload_remaining_ = 0;
   reply_bytes_ = 0;
+  reply_elements_ = 0;
+  reply_memory_ = 0;
   bytes_available_ = 0;
   line_.clear();
   stack_.clear();
@@ -146,10 +166,36 @@ std::string RespParser::line_too_long() const {
          std::to_string(limits_.max_line_length) + " bytes";
 }
 
-bool RespParser::fail(std::string message) {
+bool RespParser::fail(std::string message, ParserLimit limit) {
   state_ = State::kError;
+  exceeded_limit_ = limit;
   error_ = make_error(Errc::kProtocol, std::move(message));
   return false;
+}
+
+// Adds `count` values (sizeof(Reply) each) to the current reply, if both limits allow them.
+bool RespParser::charge_elements(std::size_t count) {
+  if (count > limits_.max_reply_elements - reply_elements_) {
+    return fail("reply exceeds limit " + std::to_string(limits_.max_reply_elements) + " elements",
+                ParserLimit::kReplyElements);
+  }
+  if (count > (limits_.max_reply_memory - reply_memory_) / sizeof(Reply)) {
+    return fail("reply exceeds memory limit " + std::to_string(limits_.max_reply_memory) + " bytes",
+                ParserLimit::kReplyMemory);
+  }
+  reply_elements_ += count;
+  reply_memory_ += count * sizeof(Reply);
+  return true;
+}
+
+// Adds `bytes` of memory to the current reply, if max_reply_memory allows them.
+bool RespParser::charge_memory(std::size_t bytes) {
+  if (bytes > limits_.max_reply_memory - reply_memory_) {
+    return fail("reply exceeds memory limit " + std::to_string(limits_.max_reply_memory) + " bytes",
+                ParserLimit::kReplyMemory);
+  }
+  reply_memory_ += bytes;
+  return true;
 }
 
 RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& consumed) {
@@ -190,7 +236,7 @@ RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& co
           // The line continues in a later call. Room for its '\r' is allowed. (The reply
           // limit is checked when the line ends: it can be overshot by one line at most.)
           if (line_exceeds_limit(line_.size() + available)) {
-            fail(line_too_long());
+            fail(line_too_long(), ParserLimit::kLineLength);
             return stop(Status::kError);
           }
           line_.append(p, available);
@@ -208,7 +254,7 @@ RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& co
         // The checks in the order that a line fed in pieces meets them, so that the error
         // does not depend on where the stream was split.
         if (line_exceeds_limit(length)) {
-          fail(line_too_long());
+          fail(line_too_long(), ParserLimit::kLineLength);
           return stop(Status::kError);
         }
         if (length == 0 || line[length - 1] != '\r') {
@@ -218,7 +264,8 @@ RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& co
         --length;
         const std::size_t reply_bytes = reply_bytes_ + static_cast<std::size_t>(p - begin);
         if (reply_bytes > limits_.max_reply_bytes) {
-          fail("reply exceeds limit " + std::to_string(limits_.max_reply_bytes) + " bytes");
+          fail("reply exceeds limit " + std::to_string(limits_.max_reply_bytes) + " bytes",
+               ParserLimit::kReplyBytes);
           return stop(Status::kError);
         }
         bytes_available_ = static_cast<std::size_t>(end - p);
@@ -231,11 +278,33 @@ RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& co
       }
 
       case State::kPayload: {
+        Reply& value = current_value();
+        if (verbatim_prefix_remaining_ != 0) {
+          // A verbatim string's format goes to verbatim_format, never into its string.
+          while (verbatim_prefix_remaining_ != 0 && p != end) {
+            const std::size_t index = kVerbatimPrefixBytes - verbatim_prefix_remaining_;
+            if (index < sizeof value.verbatim_format) {
+              value.verbatim_format[index] = *p;
+            } else if (*p != ':') {
+              fail("verbatim string without ':' after its 3-byte format");
+              return stop(Status::kError);
+            }
+            ++p;
+            --verbatim_prefix_remaining_;
+            --payload_remaining_;
+          }
+          if (payload_remaining_ == 0) {
+            state_ = State::kPayloadEnd;
+            payload_crlf_seen_ = 0;
+          }
+          break;
+        }
         const auto available = static_cast<std::size_t>(end - p);
-        std::string& payload = current_value().string;
+        std::string& payload = value.string;
         if (payload.empty() && available >= payload_remaining_ + 2) {
-          // The common case: the whole payload and its CRLF are here. One exact allocation.
-          payload.assign(p, payload_remaining_);
+          // The common case: the whole payload and its CRLF are here. One exact allocation
+          // (a string constructed from bytes gets the capacity of their size, no more).
+          payload = std::string(p, payload_remaining_);
           p += payload_remaining_;
           payload_remaining_ = 0;
           state_ = State::kPayloadEnd;
@@ -264,7 +333,7 @@ RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& co
           ++payload_crlf_seen_;
         }
         if (payload_crlf_seen_ < 2) break;
-        if (!on_payload_end()) return stop(Status::kError);
+        end_value();
         if (state_ == State::kReplyReady) return stop(Status::kReply);
         break;
       }
@@ -281,6 +350,8 @@ RespParser::Status RespParser::parse(std::span<const char> data, std::size_t& co
 
 // The line of type_ (CRLF excluded) is complete; `reply_bytes` of the reply are used.
 bool RespParser::on_line(const char* line, std::size_t length, std::size_t reply_bytes) {
+  // The top-level value itself, whatever it turns out to be, charged with its first line.
+  if (reply_memory_ == 0 && !charge_memory(sizeof(Reply))) return false;
   const std::string_view text(line, length);
   switch (type_) {
     case '+':
@@ -288,8 +359,10 @@ bool RespParser::on_line(const char* line, std::size_t length, std::size_t reply
       if (text.find('\r') != std::string_view::npos) {
         return fail("line of type " + quoted(type_) + " contains a CR");
       }
-      begin_value(type_ == '+' ? ReplyType::kSimpleString : ReplyType::kSimpleError)
-          .string.assign(text);
+      if (!charge_memory(reply_string_memory(length))) return false;
+      // Constructed, not assigned: exactly the capacity reply_string_memory() charged.
+      begin_value(type_ == '+' ? ReplyType::kSimpleString : ReplyType::kSimpleError).string =
+          std::string(text);
       break;
 
     case ':': {
@@ -336,7 +409,8 @@ bool RespParser::on_line(const char* line, std::size_t length, std::size_t reply
           !std::all_of(line + sign, line + length, [](char c) { return c >= '0' && c <= '9'; })) {
         return fail("malformed big number (expected an optional sign and digits)");
       }
-      begin_value(ReplyType::kBigNumber).string.assign(text);
+      if (!charge_memory(reply_string_memory(length))) return false;
+      begin_value(ReplyType::kBigNumber).string = std::string(text);
       break;
     }
 
@@ -390,19 +464,25 @@ bool RespParser::start_payload(std::int64_t declared, std::size_t reply_bytes) {
   const auto length = static_cast<std::uint64_t>(declared);
   if (length > limits_.max_bulk_length) {
     return fail("bulk length " + std::to_string(length) + " exceeds limit " +
-                std::to_string(limits_.max_bulk_length));
+                    std::to_string(limits_.max_bulk_length),
+                ParserLimit::kBulkLength);
   }
-  if (type_ == '=' && length < 4) {
+  const bool verbatim = type_ == '=';
+  if (verbatim && length < kVerbatimPrefixBytes) {
     return fail("verbatim string of " + std::to_string(length) +
                 " bytes (expected a 3-byte format, ':' and the text)");
   }
   if (reply_bytes + length + 2 > limits_.max_reply_bytes) {
-    return fail("reply exceeds limit " + std::to_string(limits_.max_reply_bytes) + " bytes");
+    return fail("reply exceeds limit " + std::to_string(limits_.max_reply_bytes) + " bytes",
+                ParserLimit::kReplyBytes);
   }
+  const auto string_length = static_cast<std::size_t>(length) - (verbatim ? 4 : 0);
+  if (!charge_memory(reply_string_memory(string_length))) return false;
   begin_value(type_ == '$'   ? ReplyType::kBulkString
               : type_ == '!' ? ReplyType::kBulkError
                              : ReplyType::kVerbatimString);
   payload_remaining_ = static_cast<std::size_t>(length);
+  verbatim_prefix_remaining_ = verbatim ? kVerbatimPrefixBytes : 0;
   payload_crlf_seen_ = 0;
   state_ = payload_remaining_ == 0 ? State::kPayloadEnd : State::kPayload;
   return true;
@@ -416,7 +496,8 @@ bool RespParser::start_aggregate(std::int64_t declared) {
   const auto declared_count = static_cast<std::uint64_t>(declared);
   if (declared_count > limits_.max_aggregate_length / (pairs ? 2 : 1)) {
     return fail("aggregate length " + std::to_string(declared_count) + (pairs ? " pairs" : "") +
-                " exceeds limit " + std::to_string(limits_.max_aggregate_length) + " elements");
+                    " exceeds limit " + std::to_string(limits_.max_aggregate_length) + " elements",
+                ParserLimit::kAggregateLength);
   }
   const auto count = static_cast<std::size_t>(declared_count) * (pairs ? 2 : 1);
   const bool is_attribute = type_ == '|';
@@ -427,12 +508,19 @@ bool RespParser::start_aggregate(std::int64_t declared) {
     return true;
   }
   if (stack_.size() >= limits_.max_depth) {
-    return fail("nesting depth exceeds limit " + std::to_string(limits_.max_depth));
+    return fail("nesting depth exceeds limit " + std::to_string(limits_.max_depth),
+                ParserLimit::kDepth);
   }
+  // All `count` elements, before a single one is reserved.
+  if (!charge_elements(count)) return false;
   Frame& frame = stack_.emplace_back();
   frame.reply.type = aggregate_type(type_);
   if (!pending_attributes_.empty()) {
-    frame.reply.attributes = std::move(pending_attributes_);
+    if (is_attribute) {
+      frame.carried_attributes = std::move(pending_attributes_);
+    } else {
+      frame.reply.attributes = std::move(pending_attributes_);
+    }
     pending_attributes_.clear();
   }
   frame.remaining = count;
@@ -450,13 +538,12 @@ Reply& RespParser::begin_value(ReplyType type) {
     value = &result_;
     value->boolean = false;
     std::memset(value->verbatim_format, 0, sizeof value->verbatim_format);
-    value->integer = 0;
-    value->number = 0;
+    value->integer = 0;  // and so `number`, which shares its storage
     value->string.clear();
     value->elements.clear();
     value->attributes.clear();
   } else {
-    value = &stack_.back().reply.elements.emplace_back();
+    value = &append_element();
   }
   value->type = type;
   if (!pending_attributes_.empty()) {
@@ -466,21 +553,21 @@ Reply& RespParser::begin_value(ReplyType type) {
   return *value;
 }
 
-Reply& RespParser::current_value() {
-  return stack_.empty() ? result_ : stack_.back().reply.elements.back();
+// A new last element of the innermost open aggregate. Its buffer grows geometrically as
+// elements arrive, capped at the aggregate's declared length (elements already there +
+// `remaining`, which counts the one being added), so that a full aggregate has no spare slot.
+Reply& RespParser::append_element() {
+  Frame& frame = stack_.back();
+  std::vector<Reply>& elements = frame.reply.elements;
+  if (elements.size() == elements.capacity()) {
+    const std::size_t declared = elements.size() + frame.remaining;
+    elements.reserve(std::min(declared, std::max(kMinReservedElements, 2 * elements.capacity())));
+  }
+  return elements.emplace_back();
 }
 
-bool RespParser::on_payload_end() {
-  Reply& value = current_value();
-  if (value.type == ReplyType::kVerbatimString) {
-    if (value.string[3] != ':') {
-      return fail("verbatim string without ':' after its 3-byte format");
-    }
-    std::memcpy(value.verbatim_format, value.string.data(), 3);
-    value.string.erase(0, 4);
-  }
-  end_value();
-  return true;
+Reply& RespParser::current_value() {
+  return stack_.empty() ? result_ : stack_.back().reply.elements.back();
 }
 
 void RespParser::end_value() {
@@ -488,6 +575,8 @@ void RespParser::end_value() {
     if (stack_.empty()) {
       state_ = State::kReplyReady;
       reply_bytes_ = 0;
+      reply_elements_ = 0;
+      reply_memory_ = 0;
       return;
     }
     Frame& frame = stack_.back();
@@ -497,7 +586,7 @@ void RespParser::end_value() {
     }
     if (frame.is_attribute) {
       // Pending: the attributes carried in, then this attribute's own pairs.
-      std::vector<Reply>& carried = frame.reply.attributes;
+      std::vector<Reply>& carried = frame.carried_attributes;
       if (carried.empty()) {
         pending_attributes_ = std::move(frame.reply.elements);
       } else {
@@ -510,21 +599,27 @@ void RespParser::end_value() {
       return;
     }
     // The aggregate is full: it takes its place, then is counted by its own parent.
-    if (stack_.size() == 1) {
-      result_ = std::move(frame.reply);
-    } else {
-      stack_[stack_.size() - 2].reply.elements.push_back(std::move(frame.reply));
-    }
+    Reply full = std::move(frame.reply);
     stack_.pop_back();
+    if (stack_.empty()) {
+      result_ = std::move(full);
+    } else {
+      append_element() = std::move(full);
+    }
   }
 }
 
 void RespParser::append_payload(std::string& payload, const char* bytes, std::size_t count) {
   const std::size_t needed = payload.size() + count;
   if (payload.capacity() < needed) {
-    // Geometric growth, capped at the declared length.
+    // Geometric growth, capped at the declared length. A fresh string is given exactly the
+    // capacity it reserves (from 30 bytes up, with libstdc++), where reserve() on a string
+    // with a heap buffer would round it up to twice the old capacity, past the cap.
     const std::size_t declared = needed + (payload_remaining_ - count);
-    payload.reserve(std::min(declared, std::max(needed, 2 * payload.capacity())));
+    std::string grown;
+    grown.reserve(std::min(declared, std::max(needed, 2 * payload.capacity())));
+    grown.append(payload);
+    payload.swap(grown);
   }
   payload.append(bytes, count);
 }

@@ -3,7 +3,10 @@
 // The contract checked here: every type and its RESP2 forms; replies split anywhere across
 // reads give what they give in one read; several replies in one buffer come out one per
 // parse(); every violation and every limit gives kError with Errc::kProtocol, sticky until
-// reset(); and declared lengths alone never make the parser allocate.
+// reset(); declared lengths alone never make the parser allocate; and the limits on one
+// reply's values and memory refuse a reply from the header that takes it past them, count
+// exactly what reply_element_count() and reply_memory() measure, and give the same verdict
+// however the stream is split.
 
 #include "tiercache/redis/resp_parser.hpp"
 
@@ -566,7 +569,11 @@ TEST(RespParser, RejectsAReplyLargerThanTheLimit) {
 
 // Declared lengths alone must not allocate: a hostile header costs what its bytes cost.
 TEST(RespParser, DoesNotAllocateForDeclaredLengthsThatHaveNotArrived) {
-  RespParser parser;
+  // Limits on the whole reply lifted: the headers below are accepted, and still cost nothing.
+  ParserLimits limits;
+  limits.max_reply_elements = std::numeric_limits<std::size_t>::max();
+  limits.max_reply_memory = std::numeric_limits<std::size_t>::max();
+  RespParser parser(limits);
   std::size_t consumed = 0;
   const std::size_t before = g_bytes_allocated.load();
   ASSERT_EQ(parser.parse(std::string_view("*16777216\r\n"), consumed), Status::kNeedMore);
@@ -588,6 +595,220 @@ TEST(RespParser, GrowsALargeBulkWithTheBytesThatArrive) {
   }
   // 64 KiB arrived: at most twice that reserved (geometric growth), not 100 MB.
   EXPECT_LT(g_bytes_allocated.load() - before, std::size_t{256} << 10);
+}
+
+// ---- limits on the values and the memory of one reply --------------------------------------
+// A reply's cost in memory is its count of Replies (sizeof(Reply) each), not its wire size:
+// these limits bound what 3-byte elements can make the parser allocate.
+
+// `count` copies of `element` in an array.
+std::string array_of(std::size_t count, std::string_view element) {
+  std::string wire = "*" + std::to_string(count) + "\r\n";
+  for (std::size_t i = 0; i < count; ++i) wire += element;
+  return wire;
+}
+
+// `outer` arrays of `inner` integers each, in an array: outer + outer * inner elements.
+std::string nested_arrays(std::size_t outer, std::size_t inner) {
+  std::string wire = "*" + std::to_string(outer) + "\r\n";
+  for (std::size_t i = 0; i < outer; ++i) wire += array_of(inner, ":1\r\n");
+  return wire;
+}
+
+// The limit that `wire` exceeds, fed whole and fed byte by byte (which must agree).
+ParserLimit exceeded_limit(std::string_view wire, ParserLimits limits) {
+  ParserLimit exceeded[2] = {};
+  for (const std::size_t chunk : {std::string_view::npos, std::size_t{1}}) {
+    RespParser parser(limits);
+    std::string_view rest = wire;
+    Status status = Status::kNeedMore;
+    while (!rest.empty() && status == Status::kNeedMore) {
+      std::size_t consumed = 0;
+      status = parser.parse(rest.substr(0, chunk), consumed);
+      rest.remove_prefix(consumed);
+    }
+    EXPECT_EQ(status, Status::kError);
+    EXPECT_EQ(parser.error().code, make_error_code(Errc::kProtocol));
+    exceeded[chunk == 1] = parser.exceeded_limit();
+  }
+  EXPECT_EQ(exceeded[0], exceeded[1]);
+  return exceeded[0];
+}
+
+TEST(RespParserReplyLimits, DefaultsBoundElementsAndMemory) {
+  const ParserLimits limits;
+  EXPECT_EQ(limits.max_reply_elements, std::size_t{1} << 22);
+  EXPECT_EQ(limits.max_reply_memory, std::size_t{1} << 30);
+  EXPECT_EQ(limits.max_reply_memory, limits.max_reply_bytes);
+}
+
+TEST(RespParserReplyLimits, MeasuresAReplyAsTheLimitsDo) {
+  // 3 Replies; the 20-byte string does not fit inside its std::string, the 2-byte one does.
+  const Reply reply = parse_one("*2\r\n$20\r\n01234567890123456789\r\n$2\r\nab\r\n");
+  EXPECT_EQ(reply_element_count(reply), 2u);
+  EXPECT_EQ(reply_memory(reply), 3 * sizeof(Reply) + 21);
+  EXPECT_EQ(reply_string_memory(2), 0u);
+  EXPECT_EQ(reply_string_memory(20), 21u);
+  // Attributes are values too; a map of N pairs has 2N elements.
+  const Reply attributed = parse_one("|1\r\n+ttl\r\n:5\r\n%1\r\n+k\r\n*1\r\n_\r\n");
+  EXPECT_EQ(reply_element_count(attributed), 5u);  // ttl, 5, k, the array, _
+  EXPECT_EQ(reply_memory(attributed), 6 * sizeof(Reply));
+  EXPECT_EQ(reply_element_count(integer(1)), 0u);
+  EXPECT_EQ(reply_memory(integer(1)), sizeof(Reply));
+}
+
+// The defect this guards against: "*2147483648" must not reserve 2^31 Replies (ASan would
+// abort on the size; the counting operator new above sees any reservation).
+TEST(RespParserReplyLimits, RefusesAnArrayHeaderOf2To31ElementsWithoutAllocating) {
+  const std::string_view header = "*2147483648\r\n";
+  ParserLimits no_aggregate_limit;
+  no_aggregate_limit.max_aggregate_length = std::numeric_limits<std::size_t>::max();
+  ParserLimits only_memory_limit = no_aggregate_limit;
+  only_memory_limit.max_reply_elements = std::numeric_limits<std::size_t>::max();
+  const struct {
+    ParserLimits limits;
+    ParserLimit exceeded;
+    std::string message;
+  } cases[] = {
+      {ParserLimits{}, ParserLimit::kAggregateLength,
+       "aggregate length 2147483648 exceeds limit 16777216 elements"},
+      {no_aggregate_limit, ParserLimit::kReplyElements, "reply exceeds limit 4194304 elements"},
+      {only_memory_limit, ParserLimit::kReplyMemory, "reply exceeds memory limit 1073741824 bytes"},
+  };
+  for (const auto& c : cases) {
+    RespParser parser(c.limits);
+    std::size_t consumed = 0;
+    const std::size_t before = g_bytes_allocated.load();
+    ASSERT_EQ(parser.parse(header, consumed), Status::kError);
+    EXPECT_LT(g_bytes_allocated.load() - before, std::size_t{4096});  // the message, no more
+    EXPECT_EQ(parser.error().code, make_error_code(Errc::kProtocol));
+    EXPECT_EQ(parser.exceeded_limit(), c.exceeded);
+    EXPECT_EQ(parser.error().message, c.message);
+  }
+}
+
+TEST(RespParserReplyLimits, RefusesAHeaderThatAnnouncesMoreElementsThanTheDefaultLimit) {
+  // Within max_aggregate_length (2^24), beyond max_reply_elements (2^22): refused on the
+  // header, before any of its 4M elements is sent or reserved.
+  EXPECT_EQ(parse_error("*4194305\r\n"), "reply exceeds limit 4194304 elements");
+  EXPECT_EQ(exceeded_limit("*4194305\r\n", {}), ParserLimit::kReplyElements);
+  EXPECT_EQ(exceeded_limit("%2097153\r\n", {}), ParserLimit::kReplyElements);  // 2N elements
+}
+
+TEST(RespParserReplyLimits, RefusesManyTinyElementsPastTheElementLimitCountedAtEveryDepth) {
+  ParserLimits limits;
+  limits.max_reply_elements = 1000;
+  // One array too long.
+  EXPECT_EQ(parse_error(array_of(1001, "_\r\n"), limits), "reply exceeds limit 1000 elements");
+  // Arrays that each fit, nested: 10 + 10 * 100 = 1010 values, refused at the 10th inner
+  // header, after 9 complete inner arrays arrived.
+  const std::string wire = nested_arrays(10, 100);
+  EXPECT_EQ(parse_error(wire, limits), "reply exceeds limit 1000 elements");
+  EXPECT_EQ(exceeded_limit(wire, limits), ParserLimit::kReplyElements);
+  // Attribute pairs are values too, and count for the reply they precede.
+  EXPECT_EQ(exceeded_limit("|1\r\n+a\r\n:1\r\n" + array_of(999, "_\r\n"), limits),
+            ParserLimit::kReplyElements);
+}
+
+TEST(RespParserReplyLimits, RefusesANestedReplyWhoseMemoryPassesTheLimitUnderTheByteLimit) {
+  // 100 arrays of 10 integers: 4,506 wire bytes but 1,101 Replies (88 KB with 80-byte ones).
+  const std::string wire = nested_arrays(100, 10);
+  ASSERT_EQ(wire.size(), 4506u);
+  ParserLimits limits;
+  limits.max_reply_bytes = 8192;
+  limits.max_reply_memory = 1101 * sizeof(Reply) - 1;
+  EXPECT_EQ(parse_error(wire, limits),
+            "reply exceeds memory limit " + std::to_string(limits.max_reply_memory) + " bytes");
+  EXPECT_EQ(exceeded_limit(wire, limits), ParserLimit::kReplyMemory);
+  // Strings count by what they hold outside their Reply: 4 bulk strings of 100 bytes.
+  const std::string bulk100 = "$100\r\n" + std::string(100, 'x') + "\r\n";
+  limits.max_reply_memory = 5 * sizeof(Reply) + 4 * 101 - 1;
+  EXPECT_EQ(exceeded_limit(array_of(4, bulk100), limits), ParserLimit::kReplyMemory);
+  // Refused when the 4th string's length arrives, before its payload: the payload never
+  // comes here, yet the error is the same.
+  EXPECT_EQ(exceeded_limit("*4\r\n" + bulk100 + bulk100 + bulk100 + "$100\r\n", limits),
+            ParserLimit::kReplyMemory);
+}
+
+TEST(RespParserReplyLimits, ParsesAReplyExactlyAtTheLimits) {
+  // Every kind of value that costs something: aggregates, attributes, long and short
+  // strings, a verbatim string (its "txt:" is not stored), a long simple string and error
+  // and a long big number (their lines), and the top-level value itself.
+  const std::string long_text(40, 'y');
+  const std::string wire = "|1\r\n+ttl\r\n:5\r\n*7\r\n" + nested_arrays(3, 4) + "$40\r\n" +
+                           long_text + "\r\n" + "$3\r\nabc\r\n" + "=44\r\ntxt:" + long_text +
+                           "\r\n" + "+" + long_text + "\r\n" + "-" + long_text + "\r\n" + "(" +
+                           std::string(40, '7') + "\r\n";
+  // Elements: ttl, 5; the 7 of the outer array; 3 + 12 in the nested arrays.
+  const std::size_t elements = 2 + 7 + 3 + 12;
+  const std::size_t memory = (1 + elements) * sizeof(Reply) + 5 * 41;
+  const Reply reply = parse_one(wire);
+  ASSERT_EQ(reply_element_count(reply), elements);
+  ASSERT_EQ(reply_memory(reply), memory);
+
+  ParserLimits limits;
+  limits.max_reply_elements = elements;
+  limits.max_reply_memory = memory;
+  for (const std::size_t chunk : {std::string_view::npos, std::size_t{1}, std::size_t{7}}) {
+    const Outcome outcome = feed(wire, chunk, limits);
+    ASSERT_FALSE(outcome.failed) << outcome.error_message;
+    EXPECT_THAT(outcome.replies, ElementsAre(reply)) << "chunk " << chunk;
+  }
+  ParserLimits one_element_less = limits;
+  one_element_less.max_reply_elements = elements - 1;
+  EXPECT_EQ(exceeded_limit(wire, one_element_less), ParserLimit::kReplyElements);
+  ParserLimits one_byte_less = limits;
+  one_byte_less.max_reply_memory = memory - 1;
+  EXPECT_EQ(exceeded_limit(wire, one_byte_less), ParserLimit::kReplyMemory);
+  // Even a lone "+OK" is one Reply.
+  ParserLimits under_one_reply;
+  under_one_reply.max_reply_memory = sizeof(Reply) - 1;
+  EXPECT_EQ(exceeded_limit("+OK\r\n", under_one_reply), ParserLimit::kReplyMemory);
+}
+
+TEST(RespParserReplyLimits, CountEachReplyAfreshHoweverTheStreamIsSplit) {
+  // Three replies of 600 elements under a limit of 1000: each fits, and the count of one
+  // does not leak into the next, whether they arrive whole, byte by byte, or in odd pieces
+  // that end in the middle of a reply and start the next one.
+  ParserLimits limits;
+  limits.max_reply_elements = 1000;
+  limits.max_reply_memory = 601 * sizeof(Reply);
+  const std::string one = array_of(600, ":7\r\n");
+  const std::string stream = one + one + one;
+  for (const std::size_t chunk : {std::string_view::npos, std::size_t{1}, std::size_t{1000}}) {
+    const Outcome outcome = feed(stream, chunk, limits);
+    ASSERT_FALSE(outcome.failed) << outcome.error_message << " chunk " << chunk;
+    EXPECT_EQ(outcome.replies.size(), 3u);
+  }
+  // reset() forgets a partial count: ~500 elements read, then reset, then a whole reply.
+  RespParser parser(limits);
+  std::size_t consumed = 0;
+  ASSERT_EQ(parser.parse(std::string_view(one).substr(0, 2000), consumed), Status::kNeedMore);
+  parser.reset();
+  ASSERT_EQ(parser.parse(one, consumed), Status::kReply);
+  EXPECT_EQ(consumed, one.size());
+}
+
+TEST(RespParserReplyLimits, CompleteAggregatesHoldNoSpareSlots) {
+  // Growth is geometric but capped at the declared length: 1000 elements fed in small
+  // pieces end in a buffer of exactly 1000.
+  const Outcome outcome = feed(array_of(1000, ":1\r\n"), 64);
+  ASSERT_EQ(outcome.replies.size(), 1u);
+  EXPECT_EQ(outcome.replies[0].elements.capacity(), 1000u);
+}
+
+TEST(RespParserReplyLimits, KeepsAVerbatimFormatOutOfTheStringSplitAnywhere) {
+  const std::string text(100, 't');
+  const std::string wire = "=104\r\nmkd:" + text + "\r\n";
+  for (const std::size_t chunk :
+       {std::string_view::npos, std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{11}}) {
+    const Outcome outcome = feed(wire, chunk);
+    ASSERT_FALSE(outcome.failed) << outcome.error_message;
+    ASSERT_THAT(outcome.replies, ElementsAre(verbatim("mkd", text))) << "chunk " << chunk;
+    EXPECT_EQ(outcome.replies[0].string.capacity(), 100u);  // what reply_memory() charged
+  }
+  // The missing ':' is seen at the 4th payload byte, without waiting for the rest.
+  EXPECT_THAT(parse_error("=104\r\nmkd-"), HasSubstr("without ':'"));
 }
 
 // ---- Reply equality -------------------------------------------------------------------------

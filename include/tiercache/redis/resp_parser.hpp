@@ -11,13 +11,20 @@
 //    type bytes, and the streamed forms (`$?`, `*?`, `;`, `.`) that no Redis sends to a
 //    client today. Once in error the parser stays there (it cannot find the next reply
 //    boundary in a corrupt stream) until reset(); the connection should be dropped.
-//  - Bounded: ParserLimits cap nesting, payload, aggregate and line sizes and the size of one
-//    reply, so garbage or a hostile server can make it fail, never crash, hang or allocate
-//    without bound. Memory is reserved as bytes arrive, never from a declared length alone,
-//    so it is proportional to the bytes received: at most a payload's size for strings, and
-//    one Reply (about 100 bytes) per element, however small on the wire (3 bytes at least),
-//    so ~35x max_reply_bytes in the worst case: lower that limit to bound memory tighter.
-//    Nesting is handled with an explicit stack, not recursion.
+//  - Bounded: ParserLimits cap nesting, payload, aggregate and line sizes, and the wire
+//    bytes, the values and the memory of one reply, so garbage or a hostile server can make it
+//    fail, never crash, hang or allocate without bound. A limit is checked when the line that
+//    announces what it bounds ends (the line limit even before), before anything is
+//    allocated for it: a header that declares more elements or bytes than the reply may
+//    still take is refused on the spot.
+//    Below the limits, memory is reserved as bytes arrive, never from a declared length
+//    alone, so a header costs what its bytes cost until its elements arrive.
+//    A reply's memory is what reply_memory() measures (sizeof(Reply), 80 bytes, per value,
+//    plus its strings' heap bytes); a value takes 3 wire bytes at least, so per wire byte a
+//    reply can cost up to ~27 bytes of memory: max_reply_memory and max_reply_elements, not
+//    max_reply_bytes, are what bound it. The estimate leaves out the allocator's overhead
+//    per block and, for a moment while an aggregate grows, its previous buffer (smaller than
+//    its final one). Nesting is handled with an explicit stack, not recursion.
 //  - Nulls: `_`, and RESP2's `$-1` and `*-1`, are kNull replies; a length of -1 for any
 //    other type, like any other negative length, is a protocol error.
 //  - Attributes (`|`) are attached, flattened like a map, to the reply that follows them (at
@@ -52,6 +59,32 @@ struct ParserLimits {
   // Bytes of one line (simple string, simple error, number, length), CRLF excluded.
   // Default 64 KiB.
   std::size_t max_line_length = std::size_t{64} << 10;
+  // Values in one top-level reply below it, as reply_element_count() counts them: elements
+  // of its aggregates at every depth, attribute keys and values included (a map of N pairs
+  // counts 2N). Bounds the Reply objects one reply builds however few bytes each takes on
+  // the wire. Default 2^22 (4,194,304): above what a cache's commands return (MGET and
+  // pipelines of thousands, SCAN pages, HGETALL of a hash of 2M fields), and at most 320 MiB
+  // of Reply objects. Raise it for KEYS/SMEMBERS/LRANGE of more members than that.
+  std::size_t max_reply_elements = std::size_t{1} << 22;
+  // Memory one top-level reply may occupy once parsed, as reply_memory() estimates it:
+  // sizeof(Reply) per value, the top-level one included, plus the heap bytes of its strings.
+  // Default 1 GiB, the same as max_reply_bytes: a reply may take in memory what it may take
+  // on the wire. A reply of large strings costs about its wire size; one of small values
+  // costs up to ~27x its wire size and is refused here first (or by max_reply_elements).
+  // Lower it to bound the memory a connection can be made to allocate.
+  std::size_t max_reply_memory = std::size_t{1} << 30;
+};
+
+// Which limit of ParserLimits a stream broke (RespParser::exceeded_limit()).
+enum class ParserLimit : std::uint8_t {
+  kNone,             // no limit: no error, or an error of malformed RESP
+  kDepth,            // max_depth
+  kBulkLength,       // max_bulk_length
+  kAggregateLength,  // max_aggregate_length
+  kReplyBytes,       // max_reply_bytes
+  kLineLength,       // max_line_length
+  kReplyElements,    // max_reply_elements
+  kReplyMemory,      // max_reply_memory
 };
 
 class RespParser {
@@ -83,6 +116,10 @@ class RespParser {
   // "bulk length 600000000 exceeds limit 536870912". Empty code otherwise.
   const Error& error() const noexcept { return error_; }
 
+  // After parse() returned kError, the limit that was exceeded, or kNone if the bytes were
+  // not RESP at all. kNone otherwise.
+  ParserLimit exceeded_limit() const noexcept { return exceeded_limit_; }
+
   // Forgets everything: partial reply, error and untaken reply. Keeps buffer capacity.
   void reset();
 
@@ -92,38 +129,46 @@ class RespParser {
   enum class State : std::uint8_t {
     kType,        // expecting the type byte of the next value
     kLine,        // reading the line after the type byte (line_ holds any partial part)
-    kPayload,     // reading payload_remaining_ bytes of a bulk/verbatim/bulk error
+    kPayload,     // reading payload_remaining_ bytes of a bulk/verbatim/bulk error (a verbatim
+                  // string's first verbatim_prefix_remaining_ go to verbatim_format)
     kPayloadEnd,  // reading the CRLF after a payload (payload_crlf_seen_ of 2 bytes seen)
     kReplyReady,  // a top-level reply is complete in result_, waiting for take_reply()
     kError,
   };
 
-  // One aggregate being filled. An attribute frame keeps in reply.attributes the pending
+  // One aggregate being filled. An attribute frame keeps in carried_attributes the pending
   // attributes that preceded it, so that consecutive attributes merge in order.
   struct Frame {
     Reply reply;
     std::size_t remaining = 0;  // elements still expected
     bool is_attribute = false;
+    std::vector<Reply> carried_attributes;
   };
 
   bool on_line(const char* line, std::size_t length, std::size_t reply_bytes);
   bool start_payload(std::int64_t declared, std::size_t reply_bytes);
   bool start_aggregate(std::int64_t declared);
-  bool on_payload_end();
+  bool charge_elements(std::size_t count);
+  bool charge_memory(std::size_t bytes);
   Reply& begin_value(ReplyType type);
+  Reply& append_element();
   Reply& current_value();
   void end_value();
   void append_payload(std::string& payload, const char* bytes, std::size_t count);
   bool line_exceeds_limit(std::size_t bytes) const noexcept;
   std::string line_too_long() const;
-  bool fail(std::string message);
+  bool fail(std::string message, ParserLimit limit = ParserLimit::kNone);
 
   ParserLimits limits_;
   State state_ = State::kType;
   char type_ = 0;  // the type byte of the value being read
   std::uint8_t payload_crlf_seen_ = 0;
+  std::uint8_t verbatim_prefix_remaining_ = 0;  // bytes of "txt:" still to read
+  ParserLimit exceeded_limit_ = ParserLimit::kNone;
   std::size_t payload_remaining_ = 0;
   std::size_t reply_bytes_ = 0;            // bytes of the current top-level reply already used
+  std::size_t reply_elements_ = 0;         // values announced so far in the current top-level reply
+  std::size_t reply_memory_ = 0;           // its reply_memory(), as far as announced so far
   std::size_t bytes_available_ = 0;        // bytes of the current parse() not yet used (a hint)
   std::string line_;                       // a line split across parse() calls
   std::vector<Frame> stack_;               // open aggregates, outermost first
