@@ -30,6 +30,8 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // The connection compacts `unwritten_` (drops requests that timed out before being written)
 // once it holds this many more entries than there are pending requests.
 constexpr std::size_t kUnwrittenSlack = 1024;
+// ClientConfig::stuck_reply_limit is capped here, so that adding it to a time never overflows.
+constexpr std::chrono::hours kLongestStuckReplyLimit{24 * 365};
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -70,6 +72,7 @@ void ConnectionCounters::add_to(ClientStats& s) const {
   s.push_messages += push_messages.load(std::memory_order_relaxed);
   s.spin_waits += spin_waits.load(std::memory_order_relaxed);
   s.spin_hits += spin_hits.load(std::memory_order_relaxed);
+  s.stuck_recycles += stuck_recycles.load(std::memory_order_relaxed);
 }
 
 Result<std::shared_ptr<asio::ssl::context>> make_tls_context(const ClientConfig& config) {
@@ -117,6 +120,7 @@ Connection::Connection(asio::io_context& io, const ClientConfig& config,
       reconnect_timer_(strand_),
       deadline_timer_(strand_),
       health_timer_(strand_),
+      stuck_timer_(strand_),
       backoff_(config.reconnect_min_delay, config.reconnect_max_delay, config.reconnect_jitter,
                seed),
       parser_(config.limits),
@@ -277,6 +281,7 @@ std::optional<Result<std::vector<Reply>>> Connection::try_direct(
   std::vector<char>& buffer = *read_buffer_;
   const bool spun = spin_policy_.spin_next();
   const RequestClock::time_point written = RequestClock::now();
+  outcome.written = written;
   const RequestClock::time_point spin_until = std::min(deadline, written + spin_policy_.budget());
   bool spinning = spun;
   if (spun) counters_.spin_waits.fetch_add(1, std::memory_order_relaxed);
@@ -307,7 +312,7 @@ std::optional<Result<std::vector<Reply>>> Connection::try_direct(
       outcome.drop = make_error(Errc::kConnection, why);
       return fail(Errc::kConnection, "connection lost before the reply (" + why + ")");
     }
-    touch();
+    touch_read();
     std::span<const char> data(buffer.data(), static_cast<std::size_t>(n));
     while (!data.empty()) {
       std::size_t used = 0;
@@ -374,7 +379,12 @@ void Connection::after_direct(std::uint64_t generation, DirectOutcome outcome) {
                                                   [](const Result<std::vector<Reply>>&) {});
     late->written = true;
     late->finished = true;
-    awaiting_.push_back(std::move(late));
+    await(std::move(late), outcome.written);
+    ++timeouts_in_a_row_;  // the caller timed out with nothing owed before its request
+    if (recycle_after_timeouts_reached() &&
+        recycle(std::to_string(timeouts_in_a_row_) + " requests in a row timed out")) {
+      return;
+    }
   }
   if (outcome.needs_read) probing_read_ = true;
   if (outcome.needs_read || keep_reading()) ensure_reading();
@@ -444,7 +454,7 @@ void Connection::write_more() {
       if (request->commands == 0) {
         written_without_reply_.push_back(std::move(request));
       } else {
-        awaiting_.push_back(std::move(request));
+        await(std::move(request));
       }
     }
   }
@@ -590,7 +600,7 @@ void Connection::on_read(std::uint64_t generation, std::error_code ec, std::size
                                     : "read failed: " + ec.message());
     return;
   }
-  touch();
+  touch_read();
   std::span<const char> data(read_buffer_->data(), bytes);
   parsing_ = true;
   while (!data.empty()) {
@@ -656,6 +666,7 @@ void Connection::on_reply(Reply&& reply) {
     drop(make_error(Errc::kProtocol, config_.endpoint() + ": a reply nobody asked for"));
     return;
   }
+  timeouts_in_a_row_ = 0;  // the server answers
   PendingRequest& front = *awaiting_.front();
   front.add_reply(std::move(reply));
   if (front.received < front.commands) return;
@@ -894,6 +905,9 @@ void Connection::drop(const Error& error) {
   handshake_.reset();
   connect_timer_.cancel();
   health_timer_.cancel();
+  stuck_timer_.cancel();
+  stuck_armed_ = false;
+  timeouts_in_a_row_ = 0;
   // Requests written on this connection: the server may or may not have run them.
   const Errc code = error.code == Errc::kProtocol ? Errc::kProtocol : Errc::kConnection;
   std::deque<std::shared_ptr<PendingRequest>> written(awaiting_.begin(), awaiting_.end());
@@ -958,6 +972,7 @@ void Connection::close_now() {
   reconnect_timer_.cancel();
   deadline_timer_.cancel();
   health_timer_.cancel();
+  stuck_timer_.cancel();
   handshake_.reset();
   std::vector<std::shared_ptr<PendingRequest>> incoming;
   {
@@ -1024,6 +1039,87 @@ void Connection::on_health_check(std::uint64_t generation) {
     write_more();
   }
   arm_health_check();
+}
+
+// ---- strand: recycling a connection that stopped answering --------------------------------------
+
+void Connection::await(std::shared_ptr<PendingRequest> request,
+                       std::optional<RequestClock::time_point> since) {
+  if (awaiting_.empty()) {
+    owed_since_ = since.value_or(RequestClock::now());
+    if (!stuck_armed_ && state_ == State::kReady &&
+        config_.stuck_reply_limit > std::chrono::milliseconds::zero()) {
+      arm_stuck_check(owed_since_ + stuck_reply_limit());
+    }
+  }
+  awaiting_.push_back(std::move(request));
+}
+
+bool Connection::front_expired(RequestClock::time_point now) const {
+  if (awaiting_.empty()) return false;
+  const PendingRequest& front = *awaiting_.front();
+  return front.finished || front.deadline <= now;
+}
+
+bool Connection::recycle_after_timeouts_reached() const {
+  return config_.recycle_after_timeouts > 0 && timeouts_in_a_row_ >= config_.recycle_after_timeouts;
+}
+
+std::chrono::milliseconds Connection::stuck_reply_limit() const {
+  return std::min<std::chrono::milliseconds>(config_.stuck_reply_limit, kLongestStuckReplyLimit);
+}
+
+RequestClock::time_point Connection::silent_since() const {
+  const RequestClock::time_point last_read{
+      RequestClock::duration(last_read_ns_.load(std::memory_order_relaxed))};
+  return std::max(owed_since_, last_read);
+}
+
+RequestClock::time_point Connection::overdue_at() const {
+  const PendingRequest& front = *awaiting_.front();
+  RequestClock::time_point at = silent_since() + stuck_reply_limit();
+  // A request with a longer deadline of its own (a blocking command) keeps it.
+  if (!front.finished && front.deadline != RequestClock::time_point::max()) {
+    at = std::max(at, front.deadline);
+  }
+  return at;
+}
+
+void Connection::arm_stuck_check(RequestClock::time_point at) {
+  stuck_armed_ = true;
+  stuck_timer_.expires_at(at);
+  stuck_timer_.async_wait(asio::bind_executor(
+      strand_, [self = shared_from_this(), gen = generation_](std::error_code ec) {
+        if (!ec) self->on_stuck_check(gen);  // cancelled: drop() or close_now() reset the state
+      }));
+}
+
+void Connection::on_stuck_check(std::uint64_t generation) {
+  if (generation != generation_) return;  // drop() reset the state
+  stuck_armed_ = false;
+  if (state_ != State::kReady || awaiting_.empty()) return;  // armed again by the next await()
+  const RequestClock::time_point now = RequestClock::now();
+  const RequestClock::time_point at = overdue_at();
+  if (now < at) {
+    arm_stuck_check(at);
+    return;
+  }
+  if (!recycle("nothing received for " + milliseconds_text(now - silent_since()) +
+               " while a reply was awaited")) {
+    arm_stuck_check(now + stuck_reply_limit());
+  }
+}
+
+bool Connection::recycle(const std::string& why) {
+  if (state_ != State::kReady) return false;
+  {
+    std::lock_guard lock(owner_mutex_);
+    if (direct_busy_) return false;  // cannot happen while replies are awaited; never drop then
+  }
+  counters_.stuck_recycles.fetch_add(1, std::memory_order_relaxed);
+  drop(make_error(Errc::kConnection, config_.endpoint() + ": the connection stopped answering (" +
+                                         why + "), recycled"));
+  return true;
 }
 
 // ---- strand: deadlines -------------------------------------------------------------------------
@@ -1114,8 +1210,10 @@ void Connection::on_deadline_timer() {
        next = earliest_deadline()) {
     PendingRequest& request = *next;
     if (request.written) {
+      const bool counts = !request.internal && front_expired(now);
       finish(request, make_error(Errc::kTimeout,
                                  "no reply from " + config_.endpoint() + " by the deadline"));
+      if (counts) ++timeouts_in_a_row_;
     } else if (state_ != State::kReady) {
       std::string why = "not connected to " + config_.endpoint() + " by the deadline";
       if (!last_connect_error_.message.empty()) why += " (" + last_connect_error_.message + ")";
@@ -1124,6 +1222,9 @@ void Connection::on_deadline_timer() {
       finish(request, make_error(Errc::kTimeout, "not written to " + config_.endpoint() +
                                                      " by the deadline (queue too long)"));
     }
+  }
+  if (recycle_after_timeouts_reached()) {
+    recycle(std::to_string(timeouts_in_a_row_) + " requests in a row timed out");
   }
   // Requests that timed out before being written: drop them from the queue (has_unwritten()
   // drops those at the front; a compaction, rarely, the rest).

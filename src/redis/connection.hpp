@@ -17,6 +17,21 @@
 // or not; not written while disconnected: kConnection). A written request that timed out
 // stays in `awaiting_` so its late reply is still matched and dropped.
 //
+// Recycling. A connection can stop answering without closing (a hung server or proxy, a
+// half-open TCP connection) while writes still succeed, so under traffic it never looks idle
+// to the health check. Two rules close it then (drop(): awaited requests fail with
+// kConnection, a reconnect follows with the backoff), counted in stuck_recycles:
+// - `timeouts_in_a_row_` written requests timed out with no reply in between, counting only
+//   those that timed out while the reply owed first (the front of `awaiting_`) was itself past
+//   its deadline (recycle_after_timeouts);
+// - the front of `awaiting_` is overdue: nothing was read for stuck_reply_limit since it
+//   became the front (`owed_since_`: the write that made `awaiting_` non-empty) or since the
+//   last read, whichever is later, and its own deadline has passed too (stuck_reply_limit).
+//   `stuck_timer_` checks it; it is armed only while `awaiting_` is non-empty.
+// Neither acts while a fast-path caller holds the socket (then `awaiting_` is empty: the
+// caller keeps its own deadline and, when it gives up, hands the unanswered count back,
+// which counts as one timeout).
+//
 // Lifecycle. kDisconnected -> kConnecting (resolve, TCP connect, TLS handshake; bounded by
 // connect_timeout) -> kHandshaking (HELLO/AUTH/SETNAME/SELECT, written before anything else)
 // -> kReady -> (error) kDisconnected, then a reconnect after a Backoff delay. On a drop,
@@ -67,6 +82,7 @@ struct ConnectionCounters {
   std::atomic<std::uint64_t> push_messages{0};
   std::atomic<std::uint64_t> spin_waits{0};
   std::atomic<std::uint64_t> spin_hits{0};
+  std::atomic<std::uint64_t> stuck_recycles{0};
 
   void add_to(ClientStats& s) const;
 };
@@ -144,15 +160,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void maybe_open_direct();
   // What a fast-path call leaves for the strand.
   struct DirectOutcome {
-    bool needs_read = false;     // unexpected bytes were waiting: the strand reads them
-    std::optional<Error> drop;   // the connection is broken
-    std::size_t unanswered = 0;  // replies still to come (the call timed out)
-    std::vector<Reply> pushes;   // pushes read on the way
+    bool needs_read = false;             // unexpected bytes were waiting: the strand reads them
+    std::optional<Error> drop;           // the connection is broken
+    std::size_t unanswered = 0;          // replies still to come (the call timed out)
+    RequestClock::time_point written{};  // when the call wrote its request
+    std::vector<Reply> pushes;           // pushes read on the way
   };
   void hand_back(std::uint64_t generation, DirectOutcome outcome);
   void after_direct(std::uint64_t generation, DirectOutcome outcome);
   void on_read(std::uint64_t generation, std::error_code ec, std::size_t bytes);
   void on_reply(Reply&& reply);
+  // Moves a written request to `awaiting_`; if it was empty, the request is owed from `since`
+  // (default: now) and the stuck check is armed.
+  void await(std::shared_ptr<PendingRequest> request,
+             std::optional<RequestClock::time_point> since = std::nullopt);
   // Subscriber mode: whether a RESP2 array is a pub/sub message rather than a reply.
   static bool is_resp2_pubsub_message(const Reply& reply);
   // A read or write failed with `ec`.
@@ -171,6 +192,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void drop(const Error& error);
   void fail_unwritten(const Error& error);
   void schedule_reconnect();
+
+  // Recycling (see the top of this file).
+  // Whether a written request timing out now counts towards recycle_after_timeouts.
+  bool front_expired(RequestClock::time_point now) const;
+  // recycle_after_timeouts is on and reached.
+  bool recycle_after_timeouts_reached() const;
+  // ClientConfig::stuck_reply_limit, capped so that time + limit cannot overflow.
+  std::chrono::milliseconds stuck_reply_limit() const;
+  // The later of `owed_since_` and the last read.
+  RequestClock::time_point silent_since() const;
+  // When the front of `awaiting_` becomes overdue. REQUIRES: !awaiting_.empty().
+  RequestClock::time_point overdue_at() const;
+  void arm_stuck_check(RequestClock::time_point at);
+  void on_stuck_check(std::uint64_t generation);
+  // Closes a ready connection that stopped answering (drop() with `why`); false when a
+  // fast-path caller holds the socket (then nothing is done).
+  bool recycle(const std::string& why);
 
   void arm_connect_timer();
   void arm_health_check();
@@ -213,6 +251,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer reconnect_timer_;
   asio::steady_timer deadline_timer_;
   asio::steady_timer health_timer_;
+  asio::steady_timer stuck_timer_;
   Backoff backoff_;
   PushHandler push_handler_;
   ReadyHook ready_hook_;
@@ -247,11 +286,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<PendingRequest*> heap_;
   std::deque<std::shared_ptr<PendingRequest>> deadline_fifo_;
   std::optional<RequestClock::time_point> deadline_armed_;
+  // Recycling state (strand): see the top of this file.
+  bool stuck_armed_ = false;
+  RequestClock::time_point owed_since_{};
+  std::size_t timeouts_in_a_row_ = 0;
   // Last completed read or write (nanoseconds of RequestClock), any thread.
   std::atomic<std::int64_t> last_activity_ns_{0};
+  // Last completed read, any thread (the stuck check's "progress").
+  std::atomic<std::int64_t> last_read_ns_{0};
   void touch() {
     last_activity_ns_.store(RequestClock::now().time_since_epoch().count(),
                             std::memory_order_relaxed);
+  }
+  void touch_read() {
+    const std::int64_t now = RequestClock::now().time_since_epoch().count();
+    last_activity_ns_.store(now, std::memory_order_relaxed);
+    last_read_ns_.store(now, std::memory_order_relaxed);
   }
 
   // Fast-path ownership of the socket (see try_direct), guarded by owner_mutex_.

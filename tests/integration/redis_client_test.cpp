@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <future>
@@ -26,9 +27,11 @@
 #include <thread>
 #include <vector>
 
+#include "fault_proxy.hpp"
 #include "support/fake_server.hpp"
 #include "support/redis_process.hpp"
 #include "tiercache/redis/client.hpp"
+#include "tiercache/redis/subscriber.hpp"
 
 namespace tiercache::redis {
 namespace {
@@ -629,6 +632,278 @@ TEST(RedisClient, DestroyingTheClientFailsPendingCallsWithClosed) {
   const Result<Reply> r = pending.get();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kClosed);
+}
+
+// ---- recycling a connection that stopped answering (FaultProxy in front of the server) -------
+
+// Polls `condition` until it holds or `timeout` passes (every millisecond: the load threads
+// of these tests need the cores more than the poller).
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Slack past its deadline allowed to each of the hundreds of calls of a GetLoad: on a loaded
+// 2-core machine (other builds, TSan) one of them may be descheduled for longer than kSlack.
+// What this catches: a call left waiting for a recycle (stuck_reply_limit, 3 s) or forever.
+constexpr auto kLoadSlack = 1s;
+
+// A client through `proxy` whose health check stays out of the way: what recycles a stuck
+// connection in these tests is the traffic itself.
+ClientConfig through(const testing::FaultProxy& proxy) {
+  ClientConfig config = config_for(proxy.port());
+  config.health_check_interval = 0ms;
+  config.connect_timeout = 300ms;
+  return config;
+}
+
+// Threads issuing GETs of one key without pause; each call's outcome is checked as it comes.
+class GetLoad {
+ public:
+  GetLoad(Client& client, std::string key, std::string value, int threads,
+          std::chrono::milliseconds timeout)
+      : client_(client), key_(std::move(key)), value_(std::move(value)), timeout_(timeout) {
+    for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { run(); });
+  }
+  ~GetLoad() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+  // From now on, successes are counted in ok_since_mark().
+  void mark() { ++mark_; }
+  int ok_since_mark() const { return ok_since_mark_.load(); }
+  int ok() const { return ok_.load(); }
+  int failed() const { return failed_.load(); }
+  int wrong_values() const { return wrong_values_.load(); }
+  int wrong_errors() const { return wrong_errors_.load(); }
+  int late_returns() const { return late_returns_.load(); }
+  // The longest a call took past its deadline, in milliseconds (for failure messages).
+  std::int64_t worst_overrun_ms() const { return worst_overrun_ms_.load(); }
+
+ private:
+  void run() {
+    while (!stop_.load()) {
+      const int mark = mark_.load();  // read before the call: the call started after the mark
+      const auto start = std::chrono::steady_clock::now();
+      const Result<Reply> r = client_.exec_one(Request().push("GET", key_), {.timeout = timeout_});
+      const auto overrun = std::chrono::steady_clock::now() - start - timeout_;
+      if (overrun > kLoadSlack) ++late_returns_;
+      const std::int64_t overrun_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(overrun).count();
+      std::int64_t worst = worst_overrun_ms_.load();
+      while (overrun_ms > worst && !worst_overrun_ms_.compare_exchange_weak(worst, overrun_ms)) {
+      }
+      if (r.ok()) {
+        ++ok_;
+        if (r->string != value_) ++wrong_values_;
+        if (mark > 0) ++ok_since_mark_;
+      } else {
+        ++failed_;
+        const auto code = r.error().code;
+        if (code != Errc::kTimeout && code != Errc::kConnection) ++wrong_errors_;
+      }
+    }
+  }
+
+  Client& client_;
+  const std::string key_;
+  const std::string value_;
+  const std::chrono::milliseconds timeout_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> mark_{0};
+  std::atomic<int> ok_{0};
+  std::atomic<int> ok_since_mark_{0};
+  std::atomic<int> failed_{0};
+  std::atomic<int> wrong_values_{0};
+  std::atomic<int> wrong_errors_{0};
+  std::atomic<int> late_returns_{0};
+  std::atomic<std::int64_t> worst_overrun_ms_{0};  // 0 when every call returned in time
+  std::vector<std::thread> threads_;
+};
+
+TEST(RedisClient, AFrozenConnectionIsRecycledWhileTrafficFlows) {
+  REQUIRE_SHARED_SERVER(config);
+  testing::FaultProxy proxy(config->host, config->port);
+  Client client(through(proxy));
+  ASSERT_TRUE(client.command("SET", key("k"), "v").ok());
+  // One thread: blocking calls on an idle connection take the fast path first.
+  GetLoad load(client, key("k"), "v", 1, 200ms);
+  ASSERT_TRUE(eventually([&] { return load.ok() >= 20; }));
+
+  // The server "hangs" behind the open connection, while a new connection would work. Every
+  // call started after this can only succeed on a new connection.
+  proxy.freeze_existing();
+  load.mark();
+  EXPECT_TRUE(eventually([&] { return load.ok_since_mark() >= 20; }))
+      << "no success after the freeze; stats: recycles=" << client.stats().stuck_recycles;
+  load.stop();
+  const ClientStats stats = client.stats();
+  EXPECT_GE(stats.stuck_recycles, 1u);
+  EXPECT_GE(stats.connects, 2u);
+  EXPECT_GE(proxy.accepted(), 2u);
+  EXPECT_EQ(load.wrong_values(), 0);
+  EXPECT_EQ(load.wrong_errors(), 0);
+  EXPECT_EQ(load.late_returns(), 0) << "worst overrun " << load.worst_overrun_ms() << " ms";
+  RecordProperty("worst_overrun_ms", std::to_string(load.worst_overrun_ms()));
+}
+
+TEST(RedisClient, AFrozenConnectionUnderPipelinedLoadIsRecycled) {
+  REQUIRE_SHARED_SERVER(config);
+  testing::FaultProxy proxy(config->host, config->port);
+  Client client(through(proxy));
+  ASSERT_TRUE(client.command("SET", key("k"), "v").ok());
+  // Several threads: their requests share writes on the I/O thread (the normal path).
+  GetLoad load(client, key("k"), "v", 4, 200ms);
+  ASSERT_TRUE(eventually([&] { return load.ok() >= 100; }));
+  proxy.freeze_existing();
+  load.mark();
+  EXPECT_TRUE(eventually([&] { return load.ok_since_mark() >= 100; }));
+  load.stop();
+  EXPECT_GE(client.stats().stuck_recycles, 1u);
+  EXPECT_EQ(load.wrong_values(), 0);
+  EXPECT_EQ(load.wrong_errors(), 0);
+  EXPECT_EQ(load.late_returns(), 0) << "worst overrun " << load.worst_overrun_ms() << " ms";
+  RecordProperty("worst_overrun_ms", std::to_string(load.worst_overrun_ms()));
+}
+
+TEST(RedisClient, AConnectionSilentPastTheStuckReplyLimitIsRecycledWithoutMoreTraffic) {
+  REQUIRE_SHARED_SERVER(config);
+  testing::FaultProxy proxy(config->host, config->port);
+  ClientConfig options = through(proxy);
+  options.recycle_after_timeouts = 0;  // only the stuck-reply limit
+  options.stuck_reply_limit = 300ms;
+  Client client(options);
+  ASSERT_TRUE(client.ping().ok());
+  proxy.freeze_existing();
+  // One call, and then nothing: the connection still owes its reply.
+  const Result<void> stalled = client.ping({.timeout = 100ms});
+  ASSERT_FALSE(stalled.ok());
+  EXPECT_EQ(stalled.error().code, Errc::kTimeout) << stalled.error().to_string();
+  EXPECT_TRUE(eventually([&] { return client.stats().stuck_recycles >= 1; }));
+  EXPECT_TRUE(eventually([&] { return client.ping({.timeout = 500ms}).ok(); }));
+  EXPECT_GE(client.stats().connects, 2u);
+}
+
+TEST(RedisClient, HalfOpenConnectionsAreRecycledAndNoCallOutlivesItsDeadline) {
+  REQUIRE_SHARED_SERVER(config);
+  testing::FaultProxy proxy(config->host, config->port);
+  Client client(through(proxy));
+  ASSERT_TRUE(client.command("SET", key("k"), "v").ok());
+  GetLoad load(client, key("k"), "v", 3, 200ms);
+  ASSERT_TRUE(eventually([&] { return load.ok() >= 20; }));
+
+  // Existing and new connections swallow everything: the open one is recycled, the new ones
+  // never finish their handshake (connect_timeout), and every call fails by its deadline.
+  proxy.set_half_open(true);
+  EXPECT_TRUE(eventually([&] {
+    const ClientStats stats = client.stats();
+    return stats.stuck_recycles >= 1 && stats.connect_failures >= 2;
+  }));
+  const int failed_while_half_open = load.failed();
+  EXPECT_GT(failed_while_half_open, 0);
+
+  proxy.heal();
+  load.mark();
+  EXPECT_TRUE(eventually([&] { return load.ok_since_mark() >= 20; }));
+  load.stop();
+  EXPECT_EQ(load.wrong_values(), 0);
+  EXPECT_EQ(load.wrong_errors(), 0);
+  EXPECT_EQ(load.late_returns(), 0) << "worst overrun " << load.worst_overrun_ms() << " ms";
+  RecordProperty("worst_overrun_ms", std::to_string(load.worst_overrun_ms()));
+}
+
+TEST(RedisClient, ASlowConnectionThatAnswersWithinItsDeadlinesIsNeverRecycled) {
+  REQUIRE_SHARED_SERVER(config);
+  testing::FaultProxy proxy(config->host, config->port);
+  ClientConfig options = through(proxy);
+  options.stuck_reply_limit = 1s;
+  Client client(options);
+  ASSERT_TRUE(client.command("SET", key("k"), "v").ok());
+  proxy.set_latency(50ms);  // 100 ms a round trip, against 500 ms deadlines
+  GetLoad load(client, key("k"), "v", 4, 500ms);
+  EXPECT_TRUE(eventually([&] { return load.ok() >= 60; }, 30s));
+  load.stop();
+  const ClientStats stats = client.stats();
+  EXPECT_EQ(stats.stuck_recycles, 0u);
+  EXPECT_EQ(stats.timeouts, 0u);
+  EXPECT_EQ(stats.connects, 1u);
+  EXPECT_EQ(load.failed(), 0);
+  EXPECT_EQ(load.wrong_values(), 0);
+}
+
+TEST(RedisClient, ABlockingCommandWithinItsOwnLongerTimeoutKeepsItsConnection) {
+  REQUIRE_SHARED_SERVER(config);
+  config->recycle_after_timeouts = 1;
+  config->stuck_reply_limit = 200ms;
+  Client client(*config);
+  ASSERT_TRUE(client.ping().ok());
+  // The server blocks for 1 s; the caller allows 5 s. Requests queued behind it time out (on
+  // a multiplexed connection they must wait for it), but that is no sign of a stuck connection.
+  std::future<Result<Reply>> blocked = client.async_exec_one(
+      Request().push("BLPOP", key("empty"), "1"), asio::use_future, {.timeout = 5s});
+  for (int i = 0; i < 3; ++i) {
+    const Result<Reply> behind =
+        client.exec_one(Request().push("GET", key("k")), {.timeout = 100ms});
+    ASSERT_FALSE(behind.ok());
+    EXPECT_EQ(behind.error().code, Errc::kTimeout) << behind.error().to_string();
+  }
+  ASSERT_EQ(blocked.wait_for(5s), std::future_status::ready);
+  const Result<Reply> popped = blocked.get();
+  ASSERT_TRUE(popped.ok()) << popped.error().to_string();
+  EXPECT_TRUE(popped->is_null());  // BLPOP timed out on the server: nil
+  EXPECT_EQ(client.stats().stuck_recycles, 0u);
+  EXPECT_EQ(client.stats().connects, 1u);
+  EXPECT_TRUE(client.ping().ok());
+}
+
+TEST(RedisClient, ASubscriberWaitingForMessagesIsNeverRecycled) {
+  REQUIRE_SHARED_SERVER(config);
+  ClientConfig options = *config;
+  options.recycle_after_timeouts = 1;
+  options.stuck_reply_limit = 100ms;
+  options.health_check_interval = 100ms;  // PINGs while idle: replies awaited now and then
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::string> received;
+  int subscribed = 0;
+  Subscriber subscriber(
+      options,
+      [&](PubSubMessage&& m) {
+        std::lock_guard lock(mutex);
+        received.push_back(std::move(m.payload));
+        changed.notify_all();
+      },
+      [&](PubSubEvent&& e) {
+        std::lock_guard lock(mutex);
+        if (e.kind == PubSubEvent::Kind::kSubscribed) ++subscribed;
+        changed.notify_all();
+      });
+  ASSERT_TRUE(subscriber.subscribe({key("channel")}).ok());
+  {
+    std::unique_lock lock(mutex);
+    // At least once: a subscribe issued while connecting is also sent on connection.
+    ASSERT_TRUE(changed.wait_for(lock, 5s, [&] { return subscribed >= 1; }));
+  }
+  // Nothing arrives for ten times the stuck-reply limit: the connection must stay.
+  const auto quiet_until = std::chrono::steady_clock::now() + 1s;
+  while (std::chrono::steady_clock::now() < quiet_until) {
+    ASSERT_EQ(subscriber.stats().connects, 1u);
+    std::this_thread::sleep_for(20ms);  // observing, not lining anything up
+  }
+  Client publisher(*config);
+  ASSERT_TRUE(publisher.command("PUBLISH", key("channel"), "hello").ok());
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(changed.wait_for(lock, 5s, [&] { return !received.empty(); }));
+  EXPECT_EQ(received.front(), "hello");
+  EXPECT_EQ(subscriber.stats().connects, 1u);
+  EXPECT_EQ(subscriber.stats().gaps, 0u);
 }
 
 }  // namespace

@@ -16,6 +16,9 @@
 //   - a request already written when the connection drops fails with kConnection and is
 //     never retried (the server may have run it); requests not yet written wait for the
 //     reconnection, each until its deadline (bounded by max_pending_requests, kQueueFull);
+//   - a connection that stops answering while replies are awaited (a hung server or proxy)
+//     is recycled even while traffic flows (ClientConfig::recycle_after_timeouts,
+//     stuck_reply_limit): closed, its awaited requests failed with kConnection, replaced;
 //   - reconnection runs in the background with exponential backoff and jitter;
 //     credentials are asked from ClientConfig::credentials_provider at every connect;
 //   - a reply that is not valid RESP or breaks a limit (ClientConfig::limits) is a
@@ -83,6 +86,9 @@ struct ClientStats {
   std::uint64_t pushes_dropped = 0;     // not delivered: the push handler's queue was full
   std::uint64_t spin_waits = 0;  // blocking calls that polled for their reply before sleeping
   std::uint64_t spin_hits = 0;   // ... and got it without sleeping (ClientConfig::spin_wait)
+  // Connections closed and replaced because they stopped answering while replies were awaited
+  // (ClientConfig::recycle_after_timeouts, stuck_reply_limit).
+  std::uint64_t stuck_recycles = 0;
 };
 
 namespace detail {

@@ -70,7 +70,9 @@ enum class Protocol : std::uint8_t {
 // Bounds on what the reply parser accepts from the server (see ParserLimits in
 // resp_parser.hpp for each field and its default); a reply beyond any of them is
 // Errc::kProtocol and the connection is dropped. They protect memory from a hostile or
-// broken server. The defaults are Redis's own limits (proto-max-bulk-len 512 MiB).
+// broken server. The size limits follow Redis's own (proto-max-bulk-len 512 MiB); since a
+// parsed value takes far more memory than its wire bytes, max_reply_elements (2^22) and
+// max_reply_memory (1 GiB) bound what one reply may occupy once parsed.
 using ReplyLimits = ParserLimits;
 
 struct ClientConfig {
@@ -119,6 +121,25 @@ struct ClientConfig {
   // command_timeout) as a dead connection. Default 5 s; 0 turns it off. Lower it to notice
   // silent network drops sooner.
   std::chrono::milliseconds health_check_interval{5000};
+  // Recycle a connection after this many requests in a row timed out waiting for their reply
+  // (no reply to anything in between): it is presumed stuck (a hung server or proxy, a
+  // half-open TCP connection), so it is closed, the requests still awaiting a reply on it fail
+  // with kConnection, and a new connection is made after the reconnect backoff; requests not
+  // yet written wait for it. This works while traffic flows, when the health check cannot.
+  // Requests queued behind a reply that is still within its own deadline (a blocking command
+  // given a longer CallOptions::timeout) do not count. Default 3; 0 turns it off. A server
+  // that stalls for longer than command_timeout under load gets its connection recycled too:
+  // raise it if a reconnection costs more than the stall.
+  std::size_t recycle_after_timeouts = 3;
+  // Recycle a connection (as above) that owes a reply and has received nothing for this long,
+  // counted from when the oldest awaited request was written or from the last byte read,
+  // whichever is later (a large reply still arriving is progress). Never before that
+  // request's own deadline, so a blocking command (BLPOP, XREAD BLOCK) given a longer
+  // CallOptions::timeout keeps its connection until then. It bounds how long a connection can
+  // stay stuck whatever the request timeouts. Only awaited replies count: an idle connection,
+  // or a Subscriber's waiting for messages, is never recycled by it. Default 3 s; 0 turns it
+  // off.
+  std::chrono::milliseconds stuck_reply_limit{3000};
   // The first wait before reconnecting after a failure; each further failure doubles it.
   // Default 50 ms.
   std::chrono::milliseconds reconnect_min_delay{50};
