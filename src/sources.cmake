@@ -3,6 +3,7 @@ set(TIERCACHE_SOURCES
   src/cache/cache_core.cpp
   src/cache/circuit_breaker.cpp
   src/cache/envelope.cpp
+  src/cache/invalidation_sources.cpp
   src/cache/task_pool.cpp
   src/local/clock.cpp
   src/local/eviction_policy.cpp

@@ -24,6 +24,17 @@
 //  - Writes (set, write_through, invalidate, invalidate_tag, clear) reach every process: L2
 //    is updated and the other processes drop their L1 copies (docs/invalidation.md). A process
 //    that cannot hear the invalidation bus serves L1 copies for at most disconnected_l1_ttl.
+//  - One rule for every invalidation (key, write, tag, clear, a bus gap; here or in another
+//    process): a value carries the epoch observed when its read of the source began (the L2
+//    GET, the loader's query). It is stored in L1 or L2, or handed to a caller who arrived
+//    after that read began, only if no invalidation that could cover it came since; else it
+//    goes only to the callers that were already waiting, and is stored nowhere. A removed
+//    value (invalidate, write, clear) is never served, not even stale; a tag invalidation
+//    makes entries stale, which fail-safe may still serve flagged.
+//  - A read waits at most its hard_timeout, counted from the call; a load is abandoned after
+//    max_load_time (its lock released, its result stored nowhere).
+//  - A write whose L2 part failed returns kL2Unreachable (this process has the new value;
+//    the others may keep the old one until their copies expire).
 //  - Without a Redis client the cache is L1-only: the same API, no sharing.
 // REQUIRES: V is move-constructible; C is a Codec for V (codec.hpp).
 
@@ -92,22 +103,26 @@ class Cache {
   // get_or_load as an Asio asynchronous operation: completes with void(CacheResult<V>) on the
   // handler's associated executor (default: asio::system_executor). An L1 hit is posted at
   // once; a miss runs on the cache's background pool (it holds one of its threads while it
-  // waits: docs/read-through.md).
+  // waits: docs/read-through.md). Its timeouts count from this call, queueing included; with
+  // max_queued_async_reads misses already in progress, it completes at once with
+  // CacheErrc::kOverloaded; at shutdown, with kClosed. The handler is always called once.
   template <class Loader, class CompletionToken>
   auto async_get_or_load(std::string key, Loader loader, CompletionToken&& token,
                          ReadOptions ro = {}) {
-    return initiate(std::forward<CompletionToken>(token), std::move(key),
-                    [loader = std::move(loader), ro](detail::CacheImpl<V, C>& impl,
-                                                     const std::string& key) mutable {
-                      return impl.get_or_load(key, std::move(loader), ro);
-                    });
+    return initiate(
+        std::forward<CompletionToken>(token), std::move(key),
+        [loader = std::move(loader), ro](detail::CacheImpl<V, C>& impl, const std::string& key,
+                                         detail::SteadyTime call_start) mutable {
+          return impl.get_or_load(key, std::move(loader), ro, call_start);
+        });
   }
   // get as an Asio asynchronous operation (L1, then L2; never loads), like async_get_or_load.
   template <class CompletionToken>
   auto async_get(std::string key, CompletionToken&& token) {
-    return initiate(
-        std::forward<CompletionToken>(token), std::move(key),
-        [](detail::CacheImpl<V, C>& impl, const std::string& key) { return impl.get(key); });
+    return initiate(std::forward<CompletionToken>(token), std::move(key),
+                    [](detail::CacheImpl<V, C>& impl, const std::string& key, detail::SteadyTime) {
+                      return impl.get(key);
+                    });
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -162,7 +177,8 @@ class Cache {
 
  private:
   // Starts an asynchronous read: an L1 hit completes at once (posted); anything else runs
-  // `read(impl, key)` on the background pool.
+  // `read(impl, key, call_start)` on the background pool, if fewer than max_queued_async_reads
+  // are in progress.
   template <class CompletionToken, class Read>
   auto initiate(CompletionToken&& token, std::string key, Read read) {
     return asio::async_initiate<CompletionToken, void(CacheResult<V>)>(
@@ -175,17 +191,24 @@ class Cache {
             });
             return;
           }
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          const detail::SteadyTime call_start = std::chrono::steady_clock::now();
+          using Pending = detail::PendingRead<V, decltype(handler), decltype(ex)>;
+          auto pending = std::make_shared<Pending>(std::move(handler), ex,
+                                                   detail::CacheImpl<V, C>::closed_result());
+          if (!impl->reserve_async_read()) {
+            pending->complete(detail::CacheImpl<V, C>::overloaded_result());
+            return;
+          }
+          // A task dropped at shutdown destroys `pending`, which then completes with kClosed.
           const bool queued = impl->core().submit_background(
-              [impl, shared, ex, key = std::move(key), read = std::move(read)]() mutable {
-                CacheResult<V> r = read(*impl, key);
-                asio::dispatch(ex, [shared, r = std::move(r)]() mutable {
-                  std::move (*shared)(std::move(r));
-                });
+              [impl, pending, key = std::move(key), read = std::move(read), call_start]() mutable {
+                CacheResult<V> r = read(*impl, key, call_start);
+                impl->release_async_read();
+                pending->complete(std::move(r));
               });
           if (!queued) {
-            asio::post(ex,
-                       [shared] { std::move (*shared)(detail::CacheImpl<V, C>::closed_result()); });
+            impl->release_async_read();
+            pending->complete(detail::CacheImpl<V, C>::closed_result());
           }
         },
         token, std::move(key), std::move(read));

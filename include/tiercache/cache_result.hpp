@@ -32,6 +32,9 @@ enum class CacheErrc : std::uint8_t {
   kEncodeFailed,      // the value cannot be stored in L2: the codec threw, or it exceeds the
                       // envelope's limits (EnvelopeOptions::max_payload_bytes, max_tags...)
   kClosed,            // the cache was being destroyed
+  kOverloaded,        // an asynchronous read found the queue of waiting reads full
+  kL2Unreachable,     // a write reached this process but not Redis: other processes may keep
+                      // the old value until their copies expire
 };
 const char* to_string(CacheErrc code);
 
@@ -53,13 +56,15 @@ namespace detail {
 template <class V>
 struct Entry {
   std::optional<V> value;       // nullopt: "not found"
-  std::int64_t created_ms = 0;  // when it was loaded (unix ms): tags compare with it
+  std::int64_t created_ms = 0;  // when its read of the source began (unix ms): tags compare with it
   TimePoint fresh_until{};      // logical expiry
   TimePoint l1_fresh_until{};   // min(fresh_until, stored_at + l1_max_ttl)
   TimePoint stored_at{};        // when this process got it (loaded, or read from L2)
   Duration load_time{};         // how long its load took: early refresh scales with it
   std::vector<std::string> tags;
   bool stale = false;  // kept by fail-safe: served as stale until l1_fresh_until
+  // The invalidation epoch noted when the read that produced it began (invalidation_epochs.hpp).
+  std::uint64_t read_epoch = 0;
   mutable std::atomic<std::uint64_t> tags_checked{0};  // tag generation last checked against
   mutable std::atomic<bool> refresh_started{false};    // an early refresh was started
 
@@ -73,6 +78,7 @@ struct Entry {
         load_time(o.load_time),
         tags(std::move(o.tags)),
         stale(o.stale),
+        read_epoch(o.read_epoch),
         tags_checked(o.tags_checked.load(std::memory_order_relaxed)),
         refresh_started(o.refresh_started.load(std::memory_order_relaxed)) {}
   Entry& operator=(Entry&&) = delete;
@@ -131,6 +137,7 @@ class CacheResult {
 struct WriteResult {
   // write_through's database writer threw (kWriterFailed): nothing was cached, nothing sent.
   // The value cannot be encoded (kEncodeFailed): the key was invalidated everywhere instead.
+  // Redis could not be told (kL2Unreachable): this process has the new value, others may not.
   std::shared_ptr<const CacheError> error;
   // The value reached Redis and the other processes were told. False when Redis was
   // unreachable (then other processes see the change when their copies expire) or in L1-only

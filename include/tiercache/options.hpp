@@ -66,13 +66,22 @@ struct CacheOptions {
   // When a stale value exists, a caller waits at most this long for the loader before being
   // served the stale value (the load goes on in the background).
   Duration soft_timeout = std::chrono::milliseconds(100);
-  // A caller waits at most this long for a load (or another process's load); then it gets a
-  // stale value if one exists, else CacheErrc::kLoaderTimeout. A load still running goes on,
-  // and its result is stored when it comes.
+  // A caller waits at most this long, counted from its call, for a load (or another process's
+  // load); then it gets a stale value if one exists, else CacheErrc::kLoaderTimeout. A load
+  // still running goes on, and its result is stored when it comes (up to max_load_time).
   Duration hard_timeout = std::chrono::seconds(30);
+  // A load running longer than this is abandoned: its stampede lock is released (another
+  // process may load), it leaves this process's single-flight map (the next caller here loads
+  // again), and its result, if it ever comes, is stored nowhere (callers still waiting get it).
+  // A hung loader thus blocks a key for at most this long, anywhere. REQUIRES: > 0.
+  Duration max_load_time = std::chrono::seconds(60);
   // Loads running at once in this process, across all keys: protects the database. Further
   // loads queue (their callers' timeouts still apply).
   std::uint32_t max_concurrent_loads = 16;
+  // Asynchronous reads (async_get_or_load, async_get) that missed L1 and are in progress (queued
+  // for a thread of the cache's pool, or running); beyond, a new one completes at once with
+  // CacheErrc::kOverloaded.
+  std::uint32_t max_queued_async_reads = 1024;
   // Probabilistic early refresh (XFetch, Vattani et al., VLDB 2015): a hit refreshes the value
   // in the background when now - load_time * beta * ln(rand()) >= expiry. 0 disables. Larger
   // values refresh earlier.
@@ -95,6 +104,10 @@ struct CacheOptions {
   std::shared_ptr<const Clock> clock = nullptr;      // nullptr: default_clock()
   Logger logger = nullptr;                           // nullptr: warnings and errors to stderr
   std::optional<std::uint64_t> seed = std::nullopt;  // jitter and early-refresh randomness
+  // For tests only: called at named points of the read path with the key, so a test can hold
+  // a read there and force an interleaving (docs/invalidation.md lists the points). Empty in
+  // production.
+  std::function<void(std::string_view point, std::string_view key)> test_hook = nullptr;
 };
 
 // What a loader may say about the entry it returns, through the LoadContext it is given.

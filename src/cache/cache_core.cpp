@@ -1,13 +1,17 @@
 // CacheCore (detail/cache_core.hpp): the L2 protocol of Cache<V>.
 //
-// The stampede lock (DESIGN.md, read path step 4). A miss runs READ_OR_LOCK: in one round trip
+// The stampede lock (docs/stampede.md). A miss runs READ_OR_LOCK: in one round trip
 // it returns the entry if there is one, else takes `N:lock:{key}` with SET NX PX and a random
 // token, else reports the lock's remaining time. The holder loads, then runs STORE, which
 // writes the entry only if the lock still holds its token, deletes the lock and publishes a
 // fill on the bus. Waiters (other processes) are woken by that message and read again; if no
 // message comes before the lock's time is up (the holder died), their next READ_OR_LOCK takes
 // the lock over. Writes and invalidations delete the lock: a load that started before them
-// then fails the token check and does not store what may be an older value.
+// then fails the token check and does not store what may be an older value. A holder renews
+// its lock for at most max_load_time, then releases it: a hung loader blocks no one for longer.
+// Locks are per namespace version, like values.
+//
+// The invalidation sources (writes, tags, versions, the bus) are in invalidation_sources.cpp.
 //
 // The bus carries "<origin>|<kind>|<data>" messages on N:bus: k (key changed: drop L1 copies,
 // wake waiters), f (key filled: wake waiters), t (tag invalidated at ms: "<ms>|<tag>"),
@@ -27,6 +31,7 @@
 #include <random>
 #include <thread>
 
+#include "cache/core_scripts.hpp"
 #include "tiercache/cache_result.hpp"
 
 namespace tiercache {
@@ -57,6 +62,10 @@ const char* to_string(CacheErrc code) {
       return "encode_failed";
     case CacheErrc::kClosed:
       return "closed";
+    case CacheErrc::kOverloaded:
+      return "overloaded";
+    case CacheErrc::kL2Unreachable:
+      return "l2_unreachable";
   }
   return "unknown";
 }
@@ -81,112 +90,13 @@ namespace tiercache::detail {
 
 namespace {
 
-using redis::Reply;
-
-constexpr std::size_t kOriginLength = 16;
 // Tag timestamps a process remembers; beyond, the least useful are asked from Redis again.
 constexpr std::size_t kMaxKnownTags = 100'000;
-// How long a tag's invalidation time is kept in Redis: entries created before it must have
-// expired by then (TTL + stale window, unless a loader chose a longer TTL: docs/tags.md).
-constexpr Duration kMinTagRetention = std::chrono::hours(24 * 7);
-
-std::int64_t to_ms(Duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
-
-// A TTL as Redis takes it (PX, PEXPIRE): whole milliseconds, at least 1.
-std::string px(Duration d) { return std::to_string(std::max<std::int64_t>(1, to_ms(d))); }
-
-std::string hex64(std::uint64_t v) {
-  char buffer[17];
-  std::snprintf(buffer, sizeof buffer, "%016" PRIx64, v);
-  return std::string(buffer, 16);
-}
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-const char* const kReadOrLock = R"lua(
-if ARGV[3] ~= '1' then
-  local v = redis.call('GET', KEYS[1])
-  if v then return {1, v} end
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if ARGV[3] == '1' then
-    local v = redis.call('GET', KEYS[1])
-    if v then return {2, v} end
-  end
-  return {2}
-end
-return {3, redis.call('PTTL', KEYS[2])}
-)lua";
-
-const char* const kStore = R"lua(
-local owned = ARGV[3] == '' or redis.call('GET', KEYS[2]) == ARGV[3]
-if owned then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  if ARGV[3] ~= '' then redis.call('DEL', KEYS[2]) end
-end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-if owned then return 1 end
-return 0
-)lua";
-
-const char* const kRelease = R"lua(
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-)lua";
-
-const char* const kRenew = R"lua(
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-)lua";
-
-const char* const kWrite = R"lua(
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
-)lua";
-
-const char* const kInvalidate = R"lua(
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return 1
-)lua";
-
-const char* const kInvalidateTag = R"lua(
-local t = tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current and t <= current then t = current + 1 end
-redis.call('SET', KEYS[1], t, 'PX', ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. t .. '|' .. ARGV[5])
-return t
-)lua";
-
-const char* const kClear = R"lua(
-local v = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. v)
-return v
-)lua";
+// While the bus is down, the namespace version is read again at most this often (and at least
+// every disconnected_l1_ttl): a clear() elsewhere is then seen within it.
+constexpr Duration kVersionRecheck = std::chrono::seconds(1);
 
 }  // namespace
-
-struct CacheCore::Scripts {
-  redis::Script read_or_lock{kReadOrLock};
-  redis::Script store{kStore};
-  redis::Script release{kRelease};
-  redis::Script renew{kRenew};
-  redis::Script write{kWrite};
-  redis::Script invalidate{kInvalidate};
-  redis::Script invalidate_tag{kInvalidateTag};
-  redis::Script clear{kClear};
-};
 
 // Per-key wake-up signals for waiters of other processes' loads.
 struct CacheCore::FillSignals {
@@ -251,10 +161,18 @@ struct CacheCore::FillSignals {
 // every held lock each lock_ttl/3 (a compare-and-PEXPIRE script: a lock no longer ours is left
 // alone). Synchronous calls on a thread the core owns and joins: nothing of the client is
 // captured by Asio handlers, so the client is never released on its own I/O thread.
+// A lock held longer than max_load_time is released (by token, waking waiters everywhere) and
+// renewed no more.
 struct CacheCore::Renewals {
+  struct Held {
+    std::string key;
+    std::string token;
+    std::uint64_t version = 0;
+    std::chrono::steady_clock::time_point since;
+  };
   std::mutex mutex;
   std::condition_variable changed;
-  std::map<std::uint64_t, std::pair<std::string, std::string>> held;  // id -> (lock key, token)
+  std::map<std::uint64_t, Held> held;  // by id
   std::uint64_t next_id = 0;
   bool stopping = false;
   std::thread thread;
@@ -328,15 +246,28 @@ void CacheCore::start(Hooks hooks) {
       redis::SubscriberOptions{
           .command_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
               std::max<Duration>(options_.l2_timeout, std::chrono::milliseconds(1)))});
+  const auto deadline = std::chrono::steady_clock::now() + options_.l2_timeout;
   if (auto r = bus_->subscribe({channel_}); !r.ok()) {
     // Not fatal: the subscriber retries on reconnect; until then the bus counts as down.
     log(LogLevel::kWarning, "invalidation bus: subscribe failed: " + r.error().to_string());
+    return;
   }
+  // Reads that begin before the server confirms the subscription cannot hear invalidations:
+  // the confirmation invalidates everything read before it (on_bus_event). Waiting for it here
+  // (within l2_timeout) keeps that from discarding the first loads of a new process.
+  std::unique_lock lock(subscribed_mutex_);
+  subscribed_cv_.wait_until(lock, deadline,
+                            [&] { return subscribed_.load(std::memory_order_acquire); });
+}
+
+void CacheCore::close() {
+  closed_.store(true, std::memory_order_release);
+  fills_->wake_all();
 }
 
 void CacheCore::shutdown() {
-  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
-  fills_->wake_all();
+  if (shut_down_.exchange(true, std::memory_order_acq_rel)) return;
+  close();
   {
     std::lock_guard lock(renewals_->mutex);
     renewals_->stopping = true;
@@ -379,11 +310,10 @@ bool CacheCore::bus_connected() const {
 
 // ---- keys --------------------------------------------------------------------------------------
 
-std::string CacheCore::data_key(std::string_view key) const {
-  const std::uint64_t v = version_plus_one_.load(std::memory_order_acquire) - 1;
+std::string CacheCore::data_key(std::string_view key, std::uint64_t version) const {
   std::string k;
   k.reserve(options_.name.size() + key.size() + 24);
-  k.append(options_.name).append(":").append(std::to_string(v)).append(":{");
+  k.append(options_.name).append(":").append(std::to_string(version)).append(":{");
   k.append(key).append("}");
   return k;
 }
@@ -401,10 +331,11 @@ std::string CacheCore::encode(const EnvelopeMeta& meta, std::string_view payload
   return encode_envelope(meta, payload, options_.envelope, signed_identity(key));
 }
 
-std::string CacheCore::lock_key(std::string_view key) const {
+std::string CacheCore::lock_key(std::string_view key, std::uint64_t version) const {
   std::string k;
-  k.reserve(options_.name.size() + key.size() + 8);
-  k.append(options_.name).append(":lock:{").append(key).append("}");
+  k.reserve(options_.name.size() + key.size() + 32);
+  k.append(options_.name).append(":lock:").append(std::to_string(version)).append(":{");
+  k.append(key).append("}");
   return k;
 }
 
@@ -470,12 +401,28 @@ void CacheCore::l2_outcome(bool ok, const redis::Error* error, std::string_view 
 
 std::optional<std::uint64_t> CacheCore::version() {
   const std::uint64_t known = version_plus_one_.load(std::memory_order_acquire);
-  if (known != 0) return known - 1;
+  if (known != 0) {
+    if (bus_connected()) return known - 1;
+    // The bus is down: a clear() elsewhere would go unheard. Look again now and then.
+    const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count();
+    const std::int64_t interval_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::min<Duration>(kVersionRecheck, options_.disconnected_l1_ttl))
+            .count();
+    std::int64_t checked = version_checked_ns_.load(std::memory_order_acquire);
+    if (now_ns - checked < interval_ns ||
+        !version_checked_ns_.compare_exchange_strong(checked, now_ns, std::memory_order_acq_rel)) {
+      return known - 1;
+    }
+  }
   redis::Request request;
   request.push("GET", options_.name + ":version");
   redis::Result<Reply> r = client_->exec_one(request, call_options());
   if (!r.ok()) {
     l2_outcome(false, &r.error(), "namespace version");
+    if (known != 0) return known - 1;
     return std::nullopt;
   }
   std::uint64_t v = 0;
@@ -488,10 +435,23 @@ std::optional<std::uint64_t> CacheCore::version() {
     }
     v = static_cast<std::uint64_t>(*parsed);
   }
-  // A version learnt from the bus meanwhile is newer than what we read.
-  std::uint64_t expected = 0;
-  version_plus_one_.compare_exchange_strong(expected, v + 1, std::memory_order_acq_rel);
+  if (known == 0) {
+    // A version learnt from the bus meanwhile is newer than what we read.
+    std::uint64_t expected = 0;
+    version_plus_one_.compare_exchange_strong(expected, v + 1, std::memory_order_acq_rel);
+  } else if (v + 1 > known) {
+    log(LogLevel::kWarning, "namespace version changed while the bus was down: L1 dropped");
+    version_changed(v);
+  }
   return version_plus_one_.load(std::memory_order_acquire) - 1;
+}
+
+ReadStart CacheCore::begin_read(bool want_l2) {
+  ReadStart start;
+  start.epoch = epochs_.now();
+  if (want_l2 && client_ && !closed()) start.version = version();
+  start.wall_ms = wall_ms();
+  return start;
 }
 
 void CacheCore::decode_into(std::string_view key, const Reply& reply, L2Read& out,
@@ -520,19 +480,21 @@ void CacheCore::decode_into(std::string_view key, const Reply& reply, L2Read& ou
     return;
   }
   out.kind = L2Read::Kind::kValue;
+  // The generation is noted before the check: a tag invalidation arriving during the check
+  // makes the entry be checked again.
+  out.tag_generation = tag_generation();
   out.tag_invalidated = !out.envelope.meta.tags.empty() &&
                         tags_invalidated(out.envelope.meta.tags, out.envelope.meta.created_ms);
 }
 
 // ---- L2 operations -----------------------------------------------------------------------------
 
-L2Read CacheCore::read(std::string_view key) {
+L2Read CacheCore::read(std::string_view key, std::uint64_t version) {
   L2Read out;
   if (!l2_allowed()) return out;
-  if (!version()) return out;
   const auto start = std::chrono::steady_clock::now();
   redis::Request request;
-  request.push("GET", data_key(key));
+  request.push("GET", data_key(key, version));
   redis::Result<Reply> r = client_->exec_one(request, call_options());
   metrics_.l2_latency.observe(std::chrono::steady_clock::now() - start);
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 read");
@@ -595,27 +557,46 @@ void CacheCore::read_lock_reply(std::string_view key, const Reply& reply, std::s
   out.kind = L2Read::Kind::kUnavailable;
 }
 
-L2Read CacheCore::read_or_lock(std::string_view key, bool ignore_value) {
+namespace {
+
+// A call that timed out may still have run on the server.
+bool timed_out(const redis::Error& e) { return e.code == make_error_code(redis::Errc::kTimeout); }
+
+}  // namespace
+
+L2Read CacheCore::read_or_lock(std::string_view key, bool ignore_value, std::uint64_t version) {
   L2Read out;
   if (!l2_allowed()) return out;
-  if (!version()) return out;
   std::string token = new_token();
   const std::string lock_ms = px(options_.lock_ttl);
   const auto start = std::chrono::steady_clock::now();
   redis::Result<Reply> r =
-      client_->eval(scripts_->read_or_lock, {data_key(key), lock_key(key)},
+      client_->eval(scripts_->read_or_lock, {data_key(key, version), lock_key(key, version)},
                     {token, lock_ms, ignore_value ? "1" : "0"}, call_options());
   metrics_.l2_latency.observe(std::chrono::steady_clock::now() - start);
   const bool well_formed = r.ok() && is_lock_reply(*r);
   if (r.ok() && !well_formed) log(LogLevel::kError, "stampede lock script: unexpected reply");
   l2_outcome(well_formed, r.ok() ? nullptr : &r.error(), "L2 read/lock");
+  if (!r.ok() && timed_out(r.error())) release_in_background(key, token, version);
   if (!well_formed) return out;
   read_lock_reply(key, *r, std::move(token), out);
   if (out.kind == L2Read::Kind::kMiss) {
     // An undecodable entry: treat it as absent, and compete for the lock to replace it.
-    return read_or_lock(key, true);
+    return read_or_lock(key, true, version);
   }
   return out;
+}
+
+void CacheCore::release_in_background(std::string_view key, const std::string& token,
+                                      std::uint64_t version) {
+  if (token.empty() || closed()) return;
+  // EVAL, not EVALSHA: nothing to retry from a completion handler. The handler captures
+  // nothing of the cache.
+  redis::Request request;
+  request.push("EVAL", scripts_->release.source(), 1, lock_key(key, version), token, channel_,
+               bus_message('f', key));
+  client_->async_exec_one(
+      request, [](redis::Result<Reply>) {}, call_options());
 }
 
 redis::Result<std::vector<Reply>> CacheCore::exec_scripts(const redis::Request& request,
@@ -631,22 +612,26 @@ redis::Result<std::vector<Reply>> CacheCore::exec_scripts(const redis::Request& 
 }
 
 std::vector<L2Read> CacheCore::read_or_lock_many(const std::vector<std::string>& keys,
-                                                 bool ignore_values) {
+                                                 bool ignore_values, std::uint64_t version) {
   std::vector<L2Read> out(keys.size());
-  if (keys.empty() || !l2_allowed() || !version()) return out;
+  if (keys.empty() || !l2_allowed()) return out;
   const std::string lock_ms = px(options_.lock_ttl);
   std::vector<std::string> tokens;
   tokens.reserve(keys.size());
   redis::Request request;
   for (const std::string& key : keys) {
     tokens.push_back(new_token());
-    request.push("EVALSHA", scripts_->read_or_lock.sha1(), 2, data_key(key), lock_key(key),
-                 tokens.back(), lock_ms, ignore_values ? "1" : "0");
+    request.push("EVALSHA", scripts_->read_or_lock.sha1(), 2, data_key(key, version),
+                 lock_key(key, version), tokens.back(), lock_ms, ignore_values ? "1" : "0");
   }
   const auto start = std::chrono::steady_clock::now();
   redis::Result<std::vector<Reply>> r = exec_scripts(request, scripts_->read_or_lock);
   metrics_.l2_latency.observe(std::chrono::steady_clock::now() - start);
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 read/lock of many keys");
+  if (!r.ok() && timed_out(r.error())) {
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      release_in_background(keys[i], tokens[i], version);
+  }
   if (!r.ok() || r->size() != keys.size()) return out;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (is_lock_reply((*r)[i])) read_lock_reply(keys[i], (*r)[i], std::move(tokens[i]), out[i]);
@@ -655,14 +640,14 @@ std::vector<L2Read> CacheCore::read_or_lock_many(const std::vector<std::string>&
 }
 
 StoreResult CacheCore::store(std::string_view key, const std::string& bytes, Duration redis_ttl,
-                             const std::string& token) {
-  if (!l2_allowed() || !version()) {
+                             const std::string& token, std::uint64_t version) {
+  if (token.empty() || !l2_allowed()) {
     metrics_.l2_writes_skipped.inc();
     return StoreResult::kFailed;
   }
   const std::string ttl_ms = px(redis_ttl);
   redis::Result<Reply> r =
-      client_->eval(scripts_->store, {data_key(key), lock_key(key)},
+      client_->eval(scripts_->store, {data_key(key, version), lock_key(key, version)},
                     {bytes, ttl_ms, token, channel_, bus_message('f', key)}, call_options());
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write");
   if (!r.ok()) {
@@ -676,17 +661,19 @@ StoreResult CacheCore::store(std::string_view key, const std::string& bytes, Dur
   return StoreResult::kLockLost;
 }
 
-std::vector<StoreResult> CacheCore::store_many(const std::vector<StoreItem>& items) {
+std::vector<StoreResult> CacheCore::store_many(const std::vector<StoreItem>& items,
+                                               std::uint64_t version) {
   std::vector<StoreResult> out(items.size(), StoreResult::kFailed);
   if (items.empty()) return out;
-  if (!l2_allowed() || !version()) {
+  if (!l2_allowed()) {
     metrics_.l2_writes_skipped.inc(items.size());
     return out;
   }
   redis::Request request;
   for (const StoreItem& item : items) {
-    request.push("EVALSHA", scripts_->store.sha1(), 2, data_key(item.key), lock_key(item.key),
-                 item.bytes, px(item.redis_ttl), item.token, channel_, bus_message('f', item.key));
+    request.push("EVALSHA", scripts_->store.sha1(), 2, data_key(item.key, version),
+                 lock_key(item.key, version), item.bytes, px(item.redis_ttl), item.token, channel_,
+                 bus_message('f', item.key));
   }
   redis::Result<std::vector<Reply>> r = exec_scripts(request, scripts_->store);
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write of many keys");
@@ -708,9 +695,9 @@ std::vector<StoreResult> CacheCore::store_many(const std::vector<StoreItem>& ite
   return out;
 }
 
-void CacheCore::release(std::string_view key, const std::string& token) {
+void CacheCore::release(std::string_view key, const std::string& token, std::uint64_t version) {
   if (token.empty() || !l2_allowed()) return;
-  redis::Result<Reply> r = client_->eval(scripts_->release, {lock_key(key)},
+  redis::Result<Reply> r = client_->eval(scripts_->release, {lock_key(key, version)},
                                          {token, channel_, bus_message('f', key)}, call_options());
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "lock release");
 }
@@ -722,27 +709,45 @@ void CacheCore::renew_locks() {
   while (!renewals_->stopping) {
     renewals_->changed.wait_for(lock, period);
     if (renewals_->stopping) break;
-    std::vector<std::pair<std::string, std::string>> held;
-    for (const auto& [id, lock_and_token] : renewals_->held) held.push_back(lock_and_token);
+    // Holds past max_load_time end here: released, and renewed no more.
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Renewals::Held> renew;
+    std::vector<Renewals::Held> expired;
+    for (auto it = renewals_->held.begin(); it != renewals_->held.end();) {
+      if (now - it->second.since >= options_.max_load_time) {
+        expired.push_back(std::move(it->second));
+        it = renewals_->held.erase(it);
+      } else {
+        renew.push_back(it->second);
+        ++it;
+      }
+    }
     lock.unlock();
-    for (const auto& [lock_key, token] : held) {
+    for (const Renewals::Held& h : expired) {
+      log(LogLevel::kWarning,
+          "load of " + key_pattern(h.key) + " exceeded max_load_time: its lock is released");
+      release(h.key, h.token, h.version);
+    }
+    for (const Renewals::Held& h : renew) {
       if (!l2_allowed()) break;
-      redis::Result<Reply> r =
-          client_->eval(scripts_->renew, {lock_key}, {token, ttl_ms}, call_options());
+      redis::Result<Reply> r = client_->eval(scripts_->renew, {lock_key(h.key, h.version)},
+                                             {h.token, ttl_ms}, call_options());
       l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "lock renewal");
     }
     lock.lock();
   }
 }
 
-std::shared_ptr<void> CacheCore::keep_lock(std::string_view key, const std::string& token) {
+std::shared_ptr<void> CacheCore::keep_lock(std::string_view key, const std::string& token,
+                                           std::uint64_t version) {
   if (!client_ || token.empty()) return nullptr;
   std::uint64_t id;
   {
     std::lock_guard lock(renewals_->mutex);
     if (renewals_->stopping) return nullptr;
     id = renewals_->next_id++;
-    renewals_->held.emplace(id, std::make_pair(lock_key(key), token));
+    renewals_->held.emplace(
+        id, Renewals::Held{std::string(key), token, version, std::chrono::steady_clock::now()});
     if (!renewals_->thread.joinable()) renewals_->thread = std::thread([this] { renew_locks(); });
   }
   return std::shared_ptr<void>(nullptr, [self = shared_from_this(), id](void*) {
@@ -751,172 +756,11 @@ std::shared_ptr<void> CacheCore::keep_lock(std::string_view key, const std::stri
   });
 }
 
-bool CacheCore::write(std::string_view key, const std::string& bytes, Duration redis_ttl) {
-  if (!l2_allowed() || !version()) {
-    metrics_.l2_writes_skipped.inc();
-    return false;
-  }
-  const std::string ttl_ms = px(redis_ttl);
-  redis::Result<Reply> r =
-      client_->eval(scripts_->write, {data_key(key), lock_key(key)},
-                    {bytes, ttl_ms, channel_, bus_message('k', key)}, call_options());
-  l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write");
-  if (!r.ok()) {
-    metrics_.l2_writes_skipped.inc();
-    return false;
-  }
-  metrics_.l2_writes.inc();
-  metrics_.invalidations_sent.inc();
-  return true;
-}
-
-bool CacheCore::invalidate(std::string_view key) {
-  if (!l2_allowed() || !version()) return false;
-  redis::Result<Reply> r = client_->eval(scripts_->invalidate, {data_key(key), lock_key(key)},
-                                         {channel_, bus_message('k', key)}, call_options());
-  l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "invalidation");
-  if (r.ok()) metrics_.invalidations_sent.inc();
-  return r.ok();
-}
-
-bool CacheCore::invalidate_tag(std::string_view tag) {
-  // Known locally at once, whatever Redis says (this process's entries go stale now).
-  const std::int64_t now = wall_ms();
-  tag_times_.put(std::string(tag), now, options_.l1_max_ttl);
-  tag_generation_.fetch_add(1, std::memory_order_acq_rel);
-  if (!client_) return true;  // L1-only: this process is everyone
-  if (!l2_allowed()) return false;
-  const Duration retention = std::max(kMinTagRetention, 2 * (options_.ttl + options_.stale_window));
-  redis::Result<Reply> r = client_->eval(
-      scripts_->invalidate_tag, {tag_key(tag)},
-      {std::to_string(now), px(retention), channel_, bus_message('t', ""), tag}, call_options());
-  l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "tag invalidation");
-  if (!r.ok()) return false;
-  metrics_.invalidations_sent.inc();
-  if (r->type == redis::ReplyType::kInteger && r->integer != now) {
-    tag_times_.put(std::string(tag), r->integer, options_.l1_max_ttl);
-  }
-  return true;
-}
-
-bool CacheCore::clear() {
-  if (!l2_allowed()) return false;
-  redis::Result<Reply> r = client_->eval(scripts_->clear, {options_.name + ":version"},
-                                         {channel_, bus_message('c', "")}, call_options());
-  l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "clear");
-  if (!r.ok() || r->type != redis::ReplyType::kInteger) return false;
-  version_plus_one_.store(static_cast<std::uint64_t>(r->integer) + 1, std::memory_order_release);
-  metrics_.invalidations_sent.inc();
-  return true;
-}
-
-bool CacheCore::tags_invalidated(const std::vector<std::string>& tags, std::int64_t created_ms) {
-  std::vector<std::string> unknown;
-  for (const std::string& tag : tags) {
-    const Cached<std::int64_t> t = tag_times_.get(tag);
-    if (!t) {
-      unknown.push_back(tag);
-    } else if (*t >= created_ms) {
-      return true;
-    }
-  }
-  if (unknown.empty() || !l2_allowed()) return false;
-  std::vector<std::string> keys;
-  keys.reserve(unknown.size());
-  for (const std::string& tag : unknown) keys.push_back(tag_key(tag));
-  redis::Request request;
-  request.push_range("MGET", keys);
-  redis::Result<Reply> r = client_->exec_one(request, call_options());
-  const bool well_formed =
-      r.ok() && r->type == redis::ReplyType::kArray && r->elements.size() == unknown.size();
-  l2_outcome(well_formed, r.ok() ? nullptr : &r.error(), "tag read");
-  if (!well_formed) return false;
-  bool invalidated = false;
-  for (std::size_t i = 0; i < unknown.size(); ++i) {
-    std::int64_t t = 0;
-    if (r->elements[i].is_string()) t = parse_int(r->elements[i].string).value_or(0);
-    tag_times_.put(unknown[i], t, options_.l1_max_ttl);
-    invalidated = invalidated || t >= created_ms;
-  }
-  return invalidated;
-}
+void CacheCore::wake_fills(std::string_view key) { fills_->wake(key); }
+void CacheCore::wake_all_fills() { fills_->wake_all(); }
 
 std::unique_ptr<CacheCore::FillWait> CacheCore::watch_fills(std::string_view key) {
   return std::make_unique<FillSignals::Watch>(shared_from_this(), std::string(key));
-}
-
-// ---- the bus -----------------------------------------------------------------------------------
-
-void CacheCore::on_bus_message(redis::PubSubMessage&& message) {
-  if (closed()) return;
-  const std::string_view m = message.payload;
-  if (m.size() < kOriginLength + 3 || m[kOriginLength] != '|' || m[kOriginLength + 2] != '|') {
-    log(LogLevel::kWarning, "invalidation bus: malformed message ignored");
-    return;
-  }
-  const bool mine = m.substr(0, kOriginLength) == origin_;
-  const char kind = m[kOriginLength + 1];
-  const std::string_view data = m.substr(kOriginLength + 3);
-  switch (kind) {
-    case 'f':
-      fills_->wake(data);
-      break;
-    case 'k':
-      if (!mine) {
-        metrics_.invalidations_received.inc();
-        if (hooks_.drop_key) hooks_.drop_key(data);
-      }
-      fills_->wake(data);
-      break;
-    case 't': {
-      const std::size_t bar = data.find('|');
-      const auto ms = parse_int(data.substr(0, bar));
-      if (bar == std::string_view::npos || !ms) break;
-      const std::string tag(data.substr(bar + 1));
-      const Cached<std::int64_t> known = tag_times_.get(tag);
-      if (!known || *known < *ms) tag_times_.put(tag, *ms, options_.l1_max_ttl);
-      tag_generation_.fetch_add(1, std::memory_order_acq_rel);
-      if (!mine) metrics_.invalidations_received.inc();
-      break;
-    }
-    case 'c': {
-      const auto v = parse_int(data);
-      if (!v || *v < 0) break;
-      std::uint64_t current = version_plus_one_.load(std::memory_order_acquire);
-      while (current < static_cast<std::uint64_t>(*v) + 1 &&
-             !version_plus_one_.compare_exchange_weak(current, static_cast<std::uint64_t>(*v) + 1,
-                                                      std::memory_order_acq_rel)) {
-      }
-      if (!mine) {
-        metrics_.invalidations_received.inc();
-        if (hooks_.drop_all) hooks_.drop_all();
-      }
-      fills_->wake_all();
-      break;
-    }
-    default:
-      log(LogLevel::kWarning, "invalidation bus: unknown message kind ignored");
-  }
-}
-
-void CacheCore::on_bus_event(redis::PubSubEvent&& event) {
-  if (event.kind == redis::PubSubEvent::Kind::kSubscribed && event.channel == channel_) {
-    subscribed_.store(true, std::memory_order_release);
-  }
-  if (closed() || event.kind != redis::PubSubEvent::Kind::kGap) {
-    if (event.kind == redis::PubSubEvent::Kind::kError) {
-      log(LogLevel::kError, "invalidation bus: " + event.detail);
-    }
-    return;
-  }
-  // Anything may have changed while we were not listening.
-  metrics_.bus_gaps.inc();
-  log(LogLevel::kWarning, "invalidation bus: " + event.detail + "; dropping L1 and tag times");
-  tag_times_.clear();
-  tag_generation_.fetch_add(1, std::memory_order_acq_rel);
-  version_plus_one_.store(0, std::memory_order_release);
-  if (hooks_.drop_all) hooks_.drop_all();
-  fills_->wake_all();
 }
 
 // ---- observability -----------------------------------------------------------------------------

@@ -105,7 +105,13 @@ class Subscriber::Impl {
     return {};
   }
 
-  bool connected() const { return connection_->ready(); }
+  // Connected, and every subscription restored after the last reconnection confirmed: only
+  // then is every message published from now on heard.
+  bool connected() const {
+    if (!connection_->ready()) return false;
+    std::lock_guard lock(mutex_);
+    return awaiting_confirmations_ == 0;
+  }
 
   SubscriberStats stats() const {
     std::lock_guard lock(mutex_);
@@ -129,20 +135,29 @@ class Subscriber::Impl {
     return channels_;
   }
 
-  // I/O thread: the commands that restore the subscriptions; a gap after a reconnection.
+  // I/O thread: the commands that restore the subscriptions. After a reconnection the gap is
+  // reported once the server confirmed all of them (before that, messages may still be lost:
+  // a user that refills its copies on the gap must not do it before it hears everything).
   std::string on_ready(bool reconnect) {
     std::lock_guard lock(mutex_);
     Request request;
     if (!channels_.empty()) request.push_range("SUBSCRIBE", channels_);
     if (!patterns_.empty()) request.push_range("PSUBSCRIBE", patterns_);
     if (!shard_channels_.empty()) request.push_range("SSUBSCRIBE", shard_channels_);
-    if (reconnect) {
-      push_locked(PubSubEvent{PubSubEvent::Kind::kGap,
-                              {},
-                              "reconnected: messages published while disconnected are lost"});
-      ++stats_.gaps;
-    }
+    awaiting_confirmations_ = channels_.size() + patterns_.size() + shard_channels_.size();
+    gap_pending_ = gap_pending_ || reconnect;
+    if (awaiting_confirmations_ == 0) report_reconnection_gap_locked();
     return std::string(request.payload());
+  }
+
+  // Under mutex_: the gap of a reconnection, once nothing is awaiting confirmation.
+  void report_reconnection_gap_locked() {
+    if (!gap_pending_) return;
+    gap_pending_ = false;
+    push_locked(PubSubEvent{PubSubEvent::Kind::kGap,
+                            {},
+                            "reconnected: messages published while disconnected are lost"});
+    ++stats_.gaps;
   }
 
   // I/O thread: classifies a push and queues it. Never blocks.
@@ -165,6 +180,10 @@ class Subscriber::Impl {
       enqueue(PubSubMessage{PubSubMessage::Kind::kPattern, text(1), text(2), text(3)});
     } else if (kind == "subscribe" || kind == "psubscribe" || kind == "ssubscribe") {
       enqueue(PubSubEvent{PubSubEvent::Kind::kSubscribed, text(1), {}});
+      std::lock_guard lock(mutex_);
+      if (awaiting_confirmations_ > 0 && --awaiting_confirmations_ == 0) {
+        report_reconnection_gap_locked();
+      }
     } else if (kind == "unsubscribe" || kind == "punsubscribe" || kind == "sunsubscribe") {
       enqueue(PubSubEvent{PubSubEvent::Kind::kUnsubscribed, text(1), {}});
     }
@@ -240,6 +259,9 @@ class Subscriber::Impl {
   std::deque<Item> queue_;
   bool stopping_ = false;
   std::uint64_t dropped_since_gap_ = 0;
+  // Subscriptions sent by on_ready() not yet confirmed; a reconnection's gap not yet reported.
+  std::size_t awaiting_confirmations_ = 0;
+  bool gap_pending_ = false;
   SubscriberStats stats_;
   std::set<std::string> channels_;
   std::set<std::string> patterns_;

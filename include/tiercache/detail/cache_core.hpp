@@ -5,12 +5,19 @@
 //
 // Redis layout of a cache named N (docs/FORMAT.md, "Keys"):
 //   N:<version>:{<key>}   the value's envelope; PX = logical TTL + stale window
-//   N:lock:{<key>}        the stampede lock: a random token; PX = lock_ttl, renewed by the holder
+//   N:lock:<version>:{<key>}  the stampede lock: a random token; PX = lock_ttl, renewed by the
+//                         holder for at most max_load_time
 //   N:tag:{<tag>}         when the tag was last invalidated (unix ms)
 //   N:version             the namespace version; clear() increments it
 //   N:bus                 pub/sub channel: invalidations, tag and version changes, fills
 // The value and the lock of one key share a hash tag, so they live in one Cluster slot and one
-// script can touch both.
+// script can touch both. Every read notes the namespace version it read (ReadStart): a load
+// stores under the version its read began with, so a clear() during the load never lets the
+// pre-clear row into the new namespace.
+//
+// Invalidations from every source -- this process's writes, the bus, clear(), a version seen
+// changed, a bus gap -- are numbered by `epochs()` (invalidation_epochs.hpp): CacheCore bumps
+// them once the change is visible to new reads, and before the typed layer drops L1 copies.
 //
 // Thread-safety: all members may be called from any number of threads. Owned by a
 // std::shared_ptr: background work (loads, lock renewals, the bus) holds references.
@@ -33,6 +40,7 @@
 #include <vector>
 
 #include "tiercache/circuit_breaker.hpp"
+#include "tiercache/detail/invalidation_epochs.hpp"
 #include "tiercache/envelope.hpp"
 #include "tiercache/jitter.hpp"
 #include "tiercache/local_cache.hpp"
@@ -84,11 +92,22 @@ struct L2Read {
   Kind kind = Kind::kUnavailable;
   DecodedEnvelope envelope;
   bool tag_invalidated = false;  // kValue: a tag was invalidated after the entry was created
-  std::string token;             // kLocked
+  // kValue: the tag generation the tags were checked against (noted before the check).
+  std::uint64_t tag_generation = 0;
+  std::string token;  // kLocked
   // kLocked after read_or_lock(key, ignore_value = true): `envelope` holds the value found
   // when the lock was taken (it may have become fresh since the caller saw it stale).
   bool locked_value = false;
   Duration lock_remaining{};  // kContended: the lock's remaining time to live
+};
+
+// What a read of the source notes before it begins (the L2 GET, the loader's query): the
+// invalidation epoch and wall time (the creation time of what it produces), and the namespace
+// version it reads and stores under (nullopt: L2 cannot be used).
+struct ReadStart {
+  InvalidationEpochs::Epoch epoch = 0;
+  std::int64_t wall_ms = 0;
+  std::optional<std::uint64_t> version;
 };
 
 enum class StoreResult : std::uint8_t {
@@ -99,7 +118,8 @@ enum class StoreResult : std::uint8_t {
 
 class CacheCore : public std::enable_shared_from_this<CacheCore> {
  public:
-  // Hooks into the typed layer, called on the bus's dispatcher thread.
+  // Hooks into the typed layer: called under an invalidation epoch bump (invalidation_epochs.hpp,
+  // the exclusive gate held), from any thread. They must only drop L1 copies.
   struct Hooks {
     std::function<void(std::string_view key)> drop_key;  // another process changed `key`
     std::function<void()> drop_all;                      // clear() elsewhere, or a bus gap
@@ -110,7 +130,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   ~CacheCore();
   // Starts the bus subscription. Separate from the constructor so hooks are set first.
   void start(Hooks hooks);
-  // Stops background work; later loads and bus messages are ignored.
+  // Marks the core closed (later L2 calls, loads and bus messages are skipped) and wakes
+  // waiters. shutdown() also stops background work.
+  void close();
   void shutdown();
 
   const CacheOptions& options() const { return options_; }
@@ -131,6 +153,13 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   // False until the server confirmed the bus subscription, and while its connection is down:
   // L1 copies may then be missing invalidations.
   bool bus_connected() const;
+
+  // ---- the one invalidation rule (invalidation_epochs.hpp) -----------------------------------
+  InvalidationEpochs& epochs() { return epochs_; }
+  // Notes the epoch, then the namespace version (fetched once; re-read while the bus is down,
+  // and a change seen then counts as a clear()), then the wall time. `want_l2`: false for a read
+  // that will not touch L2 (no version is fetched).
+  ReadStart begin_read(bool want_l2 = true);
   // Bumped whenever a tag invalidation arrives or tag knowledge is dropped.
   std::uint64_t tag_generation() const { return tag_generation_.load(std::memory_order_acquire); }
   // Whether an entry created at `created_ms` with `tags` was invalidated by a tag since.
@@ -143,18 +172,21 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
                      std::string_view key) const;
 
   // ---- L2 operations (all bounded by l2_timeout, all guarded by the circuit breaker) --------
-  L2Read read(std::string_view key);
-  // One round trip: the entry if there is one (unless `ignore_value`); else tries the lock.
-  L2Read read_or_lock(std::string_view key, bool ignore_value);
+  // Each reads and writes under the namespace version `version` (from begin_read()).
+  L2Read read(std::string_view key, std::uint64_t version);
+  // One round trip: the entry if there is one (unless `ignore_value`); else tries the lock. A
+  // call that timed out releases the lock it may have taken.
+  L2Read read_or_lock(std::string_view key, bool ignore_value, std::uint64_t version);
   // read_or_lock() of several keys in one pipelined round trip: one L2Read per key (kValue;
   // kMiss for an entry that does not decode; kLocked; kContended; kUnavailable).
-  std::vector<L2Read> read_or_lock_many(const std::vector<std::string>& keys, bool ignore_values);
-  // Stores `bytes` for `key` if the lock `token` is still ours (no token: unconditionally),
-  // releases the lock, and wakes waiters everywhere. kLockLost: an invalidation or write
-  // during the load deleted the lock (
-  // so an older value never overwrites a newer one).
+  std::vector<L2Read> read_or_lock_many(const std::vector<std::string>& keys, bool ignore_values,
+                                        std::uint64_t version);
+  // Stores `bytes` for `key` if the lock `token` is still ours, releases the lock, and wakes
+  // waiters everywhere. kLockLost: an invalidation or write during the load deleted the lock
+  // (so an older value never overwrites a newer one), or the hold passed max_load_time.
+  // REQUIRES: `token` is a lock token of read_or_lock() (never empty).
   StoreResult store(std::string_view key, const std::string& bytes, Duration redis_ttl,
-                    const std::string& token);
+                    const std::string& token, std::uint64_t version);
   // store() of several keys in one pipelined round trip.
   struct StoreItem {
     std::string key;
@@ -162,16 +194,26 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
     Duration redis_ttl;
     std::string token;
   };
-  std::vector<StoreResult> store_many(const std::vector<StoreItem>& items);
-  // Releases the lock (if still ours) without storing; wakes waiters.
-  void release(std::string_view key, const std::string& token);
-  // Keeps renewing the lock every lock_ttl/3 until the returned handle is destroyed.
-  std::shared_ptr<void> keep_lock(std::string_view key, const std::string& token);
-  // A write (set/write_through): stores unconditionally, deletes any lock, tells everyone.
-  bool write(std::string_view key, const std::string& bytes, Duration redis_ttl);
-  // Deletes the entry and any lock; tells every process to drop its copy.
+  std::vector<StoreResult> store_many(const std::vector<StoreItem>& items, std::uint64_t version);
+  // Releases the lock (if still ours) without storing; wakes waiters. No token: nothing.
+  void release(std::string_view key, const std::string& token, std::uint64_t version);
+  // Keeps renewing the lock every lock_ttl/3 until the returned handle is destroyed, or until
+  // max_load_time has passed: then the lock is released (by token) and renewed no more.
+  std::shared_ptr<void> keep_lock(std::string_view key, const std::string& token,
+                                  std::uint64_t version);
+  // The writes. Each makes its change visible in L2, then bumps its invalidation epoch (so
+  // reads that began before it store nothing), then returns; the caller drops its L1 copies
+  // after. Each returns whether Redis took the change (L1-only: true).
+  //
+  // set/write_through: stores unconditionally (no bytes: L1 only, nothing sent), deletes any
+  // lock, tells everyone. `also` runs under the epoch's gate with the new epoch (to put the
+  // new value in L1 atomically with the bump).
+  bool write(std::string_view key, const std::string& bytes, Duration redis_ttl,
+             const InvalidationEpochs::Also& also);
+  // Deletes the entry and any lock; tells every process to drop its copy (this one's too).
   bool invalidate(std::string_view key);
   bool invalidate_tag(std::string_view tag);
+  // A new namespace version; every process drops its L1 (this one's too).
   bool clear();
 
   // Waits for the lock of `key` to be released (a fill, an invalidation) or `deadline`.
@@ -193,12 +235,24 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   struct FillSignals;
   struct Renewals;
 
-  std::string data_key(std::string_view key) const;
+  std::string data_key(std::string_view key, std::uint64_t version) const;
   std::string signed_identity(std::string_view key) const;
-  std::string lock_key(std::string_view key) const;
+  std::string lock_key(std::string_view key, std::uint64_t version) const;
   std::string tag_key(std::string_view tag) const;
-  // The namespace version, fetched from Redis the first time (and after a bus gap).
+  // The namespace version, fetched from Redis the first time (and after a bus gap), and again
+  // every version_recheck while the bus is down: a change then seen counts as a clear().
   std::optional<std::uint64_t> version();
+  // A newer namespace version became known (bus, clear(), a re-read): everything is invalidated.
+  void version_changed(std::uint64_t version);
+  void wake_fills(std::string_view key);
+  void wake_all_fills();
+  // The typed layer's hooks; called only under an epoch bump.
+  void drop_key(std::string_view key);
+  void drop_all();
+  // Records a tag's invalidation time if newer than the one known.
+  void learn_tag_time(const std::string& tag, std::int64_t ms);
+  // Releases, without waiting, a lock a timed-out read_or_lock may have taken.
+  void release_in_background(std::string_view key, const std::string& token, std::uint64_t version);
   // The circuit breaker's bookkeeping around one L2 call.
   bool l2_allowed();
   void l2_outcome(bool ok, const redis::Error* error, std::string_view what);
@@ -235,14 +289,22 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   Hooks hooks_;
   std::unique_ptr<redis::Subscriber> bus_;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> shut_down_{false};
   std::atomic<bool> subscribed_{false};  // the server confirmed SUBSCRIBE to channel_ once
+  std::mutex subscribed_mutex_;          // with subscribed_cv_: start() waits for the confirmation
+  std::condition_variable subscribed_cv_;
+  InvalidationEpochs epochs_;
+  // Steady-clock ns of the last version read while the bus was down (version recheck).
+  std::atomic<std::int64_t> version_checked_ns_{0};
 
   // 0 = unknown (fetch before use); else version + 1.
   std::atomic<std::uint64_t> version_plus_one_{0};
   std::atomic<std::uint64_t> tag_generation_{1};
   // When each tag was last invalidated (unix ms), as far as this process knows. Bounded; an
-  // entry that falls out is asked from Redis again.
+  // entry that falls out is asked from Redis again. Written under tag_times_mutex_ (a time
+  // only ever grows), read without it.
   LocalCache<std::string, std::int64_t> tag_times_;
+  std::mutex tag_times_mutex_;
 
   TaskPool loads_;
   TaskPool background_;

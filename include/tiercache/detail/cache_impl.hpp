@@ -1,13 +1,14 @@
 // CacheImpl<V, C>: the typed half of Cache<V> -- L1, single-flight, the read path, the codec.
 // The untyped half (L2 protocol, bus, loader pool, metrics) is CacheCore.
 //
-// The read path (DESIGN.md, "The read path"):
+// The read path (docs/read-through.md):
 //   1. L1. A fresh entry is returned as is (no copy, no decode). Past its early-refresh point
 //      (XFetch) it is returned and a background refresh starts (once per entry). Past its L1
 //      freshness -- logical expiry, l1_max_ttl, a tag invalidated after it was created, or the
 //      bus down for longer than disconnected_l1_ttl -- it becomes the *stale candidate* and
 //      the read goes on as a miss.
-//   2. Single-flight: the first caller for a key leads a Flight; the others wait on it.
+//   2. Single-flight (flight.hpp): the first caller for a key leads a Flight; the others wait
+//      on it.
 //   3. The leader runs CacheCore::read_or_lock: the L2 entry if fresh (decoded once, put in
 //      L1); else the lock. A stale L2 entry becomes the stale candidate and the leader asks
 //      for the lock alone.
@@ -15,9 +16,17 @@
 //      protection). It stores the result in L2 (if the lock is still ours), then L1, and
 //      completes the flight. Lock contended: the leader waits for the holder's fill message
 //      or the lock's expiry, and reads again (taking the lock over if the holder vanished).
-//   5. Every caller waits on the flight with its own deadlines: at the soft timeout it takes
-//      the stale candidate if there is one; at the hard timeout it takes the stale candidate
-//      or gets kLoaderTimeout. A load that outlives its callers still stores its result.
+//   5. Every caller waits on the flight with its own deadlines, counted from its call: at the
+//      soft timeout it takes the stale candidate if there is one; at the hard timeout it takes
+//      the stale candidate or gets kLoaderTimeout. A load that outlives its callers still
+//      stores its result, unless it ran past max_load_time (then it is abandoned).
+//
+// The one invalidation rule (invalidation_epochs.hpp, docs/invalidation.md) is applied in
+// `current()` and `keep()` only: every value carries the epoch noted when its read of the
+// source began (L2 GET, loader call); it is stored in L2 or L1, handed to a caller who arrived
+// after its read began, or served as stale, only if no invalidation that could cover it came
+// since. Fail-safe serves values that expired or whose tag was invalidated (stale, not gone),
+// never values that a key invalidation, a write or a clear() removed.
 //
 // Lifetime: Cache<V> owns a shared_ptr to its CacheImpl; loads and background refreshes hold
 // references too, so they may finish after the Cache is gone (their results are dropped).
@@ -25,6 +34,7 @@
 #pragma once
 
 #include <algorithm>
+#include <asio/dispatch.hpp>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -36,13 +46,13 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "tiercache/cache_result.hpp"
 #include "tiercache/codec.hpp"
 #include "tiercache/detail/cache_core.hpp"
+#include "tiercache/detail/flight.hpp"
 #include "tiercache/envelope.hpp"
 #include "tiercache/local_cache.hpp"
 #include "tiercache/options.hpp"
@@ -56,12 +66,41 @@ inline constexpr double kEarlyRefreshHorizon = 20.0;
 inline constexpr std::uint32_t kL1LatencySampling = 128;
 // A lock's remaining time is padded by this before a waiter tries to take it over.
 inline constexpr Duration kTakeoverMargin = std::chrono::milliseconds(5);
+// A caller handed a value that an invalidation it arrived after covers reads again; after this
+// many such rounds it leads a flight of its own (whose value it may always take).
+inline constexpr int kMaxJoinAttempts = 3;
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// An asynchronous read's handler, called exactly once: with complete()'s result, or, if the
+// read is dropped before it completes (its task discarded at shutdown), with `if_dropped`.
+// The handler runs on its executor (dispatched).
+template <class V, class Handler, class Executor>
+class PendingRead {
+ public:
+  PendingRead(Handler handler, Executor ex, CacheResult<V> if_dropped)
+      : handler_(std::move(handler)), ex_(std::move(ex)), if_dropped_(std::move(if_dropped)) {}
+  ~PendingRead() {
+    if (handler_) dispatch(std::move(if_dropped_));
   }
+  PendingRead(const PendingRead&) = delete;
+  PendingRead& operator=(const PendingRead&) = delete;
+
+  void complete(CacheResult<V> result) {
+    if (handler_) dispatch(std::move(result));
+  }
+
+ private:
+  void dispatch(CacheResult<V> result) {
+    asio::dispatch(ex_, [handler = std::move(*handler_), r = std::move(result)]() mutable {
+      std::move(handler)(std::move(r));
+    });
+    handler_.reset();
+  }
+
+  std::optional<Handler> handler_;
+  Executor ex_;
+  CacheResult<V> if_dropped_;
 };
 
 template <class V, class C>
@@ -71,6 +110,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   using EntryT = Entry<V>;
   using Loader = std::function<std::optional<V>(LoadContext&)>;
   using SteadyTime = std::chrono::steady_clock::time_point;
+  using Epoch = InvalidationEpochs::Epoch;
 
   CacheImpl(CacheOptions options, std::shared_ptr<redis::Client> client)
       : core_(std::make_shared<CacheCore>(normalize(std::move(options)), std::move(client))),
@@ -78,21 +118,27 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
         clock_(core_->clock()),
         l1_(l1_options(options_)) {}
 
-  ~CacheImpl() { core_->shutdown(); }
+  ~CacheImpl() { shutdown(); }
 
   void start() {
     std::weak_ptr<CacheImpl> weak = this->weak_from_this();
     CacheCore::Hooks hooks;
+    // Called under an invalidation epoch bump (cache_core.hpp, Hooks).
     hooks.drop_key = [weak](std::string_view key) {
-      if (auto self = weak.lock()) self->drop_local(std::string(key));
+      if (auto self = weak.lock()) self->l1_.erase(std::string(key));
     };
     hooks.drop_all = [weak] {
-      if (auto self = weak.lock()) self->drop_all_local();
+      if (auto self = weak.lock()) self->l1_.clear();
     };
     core_->start(std::move(hooks));
   }
 
-  void shutdown() { core_->shutdown(); }
+  // Stops background work; callers waiting on flights get kClosed now, not at their timeouts.
+  void shutdown() {
+    core_->close();
+    for (auto& [key, flight] : flights_.take_all()) complete(key, flight, closed_result());
+    core_->shutdown();
+  }
 
   // ---- reads --------------------------------------------------------------------------------
 
@@ -106,18 +152,21 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     }
     core_->metrics().l1_misses.inc();
     if (!core_->has_l2()) return Result();
-    L2Read r = core_->read(key);
+    const ReadStart start = core_->begin_read();
+    if (!start.version) return Result();
+    L2Read r = core_->read(key, *start.version);
+    hook("get:l2_read", key);
     if (r.kind != L2Read::Kind::kValue) {
       if (r.kind == L2Read::Kind::kMiss) core_->metrics().l2_misses.inc();
       return Result();
     }
-    std::optional<EntryT> entry = from_envelope(key, r.envelope);
-    if (!entry || r.tag_invalidated || entry->fresh_until <= now) {
+    std::optional<EntryT> entry = from_envelope(key, r, start.epoch);
+    if (!entry || r.tag_invalidated || entry->fresh_until <= clock_.now()) {
       core_->metrics().l2_misses.inc();
       return Result();
     }
     count_l2_hit(*entry);
-    return Result(store_l1(key, std::move(*entry)), Source::kL2, false);
+    return Result(keep(key, std::move(*entry)), Source::kL2, false);
   }
 
   // Any callable taking LoadContext& (or the key as std::string_view) and returning
@@ -134,10 +183,15 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     }
   }
 
+  // `call_start`: when the caller's call began (its deadlines count from it); default: now.
   template <class F>
-  Result get_or_load(const std::string& key, F&& loader, const ReadOptions& ro) {
+  Result get_or_load(const std::string& key, F&& loader, const ReadOptions& ro,
+                     std::optional<SteadyTime> call_start = std::nullopt) {
     const bool sample = sample_latency();
     const auto t0 = sample ? std::chrono::steady_clock::now() : SteadyTime();
+    // Noted before the lookup: a copy found is valid as of this epoch (invalidations drop L1
+    // copies under their bump).
+    const Epoch arrived = core_->epochs().now();
     Cached<EntryT> e = l1_.get(key);
     Result stale;
     if (e.found()) {
@@ -148,18 +202,20 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           return l1_hit(std::move(e));
         case Verdict::kRefresh:
           if (!e->refresh_started.exchange(true, std::memory_order_acq_rel)) {
-            refresh_in_background(key, adapt(std::forward<F>(loader)), e);
+            refresh_in_background(key, adapt(std::forward<F>(loader)), e, arrived);
           }
           return l1_hit(std::move(e));
         case Verdict::kServeStale:
           return l1_stale_hit(std::move(e));
         case Verdict::kStale:
-          if (e->value) stale = Result(std::move(e), Source::kL1, true);
+          stale = stale_candidate(std::move(e));
           break;
       }
     }
     core_->metrics().l1_misses.inc();
-    return resolve(key, adapt(std::forward<F>(loader)), ro, std::move(stale), nullptr);
+    const SteadyTime started = call_start.value_or(std::chrono::steady_clock::now());
+    return resolve(key, adapt(std::forward<F>(loader)), ro, std::move(stale), nullptr, started,
+                   arrived);
   }
 
   // A fresh L1 hit, or a miss (nothing counted for a miss: the caller goes on to get_or_load).
@@ -170,55 +226,27 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   }
 
   static Result closed_result() { return error(CacheErrc::kClosed, "cache shut down"); }
+  static Result overloaded_result() {
+    return error(CacheErrc::kOverloaded,
+                 "too many asynchronous reads waiting (CacheOptions::max_queued_async_reads)");
+  }
 
+  // A place among the asynchronous reads in progress (missed L1, not completed); false when
+  // max_queued_async_reads are. Each true is matched by one release_async_read().
+  bool reserve_async_read() {
+    if (queued_async_reads_.fetch_add(1, std::memory_order_acq_rel) >=
+        options_.max_queued_async_reads) {
+      queued_async_reads_.fetch_sub(1, std::memory_order_acq_rel);
+      return false;
+    }
+    return true;
+  }
+  void release_async_read() { queued_async_reads_.fetch_sub(1, std::memory_order_acq_rel); }
+
+  // get_or_load of several keys (cache_impl_batch.hpp).
   template <class F>
   std::vector<Result> get_or_load_many(const std::vector<std::string>& keys, F&& batch,
-                                       const ReadOptions& ro) {
-    using BatchFn = std::function<std::vector<std::optional<V>>(const std::vector<std::string>&)>;
-    // Adapts the user's map-returning loader to one answer per key, in order.
-    BatchFn load_batch = [f = std::forward<F>(batch)](const std::vector<std::string>& ks) {
-      auto found = f(ks);
-      std::vector<std::optional<V>> out(ks.size());
-      for (std::size_t i = 0; i < ks.size(); ++i) {
-        auto it = found.find(ks[i]);
-        if (it != found.end()) out[i].emplace(std::move(it->second));
-      }
-      return out;
-    };
-    std::vector<Result> results(keys.size());
-    std::vector<std::shared_ptr<Flight>> flights(keys.size());
-    std::vector<std::size_t> led;  // indices of the keys this call leads
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      Cached<EntryT> e = l1_.get(keys[i]);
-      Result stale;
-      if (e.found()) {
-        const Verdict v = judge(*e, clock_.now());
-        if (v == Verdict::kFresh || v == Verdict::kRefresh) {
-          results[i] = l1_hit(std::move(e));
-          continue;
-        }
-        if (v == Verdict::kServeStale) {
-          results[i] = l1_stale_hit(std::move(e));
-          continue;
-        }
-        if (e->value) stale = Result(std::move(e), Source::kL1, true);
-      }
-      core_->metrics().l1_misses.inc();
-      bool leader = false;
-      flights[i] = join(keys[i], leader);
-      offer_stale(flights[i], stale);
-      if (leader) {
-        led.push_back(i);
-      } else {
-        core_->metrics().coalesced_waits.inc();
-      }
-    }
-    if (!led.empty()) lead_many(keys, led, flights, load_batch, ro);
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      if (flights[i]) results[i] = wait(flights[i], deadlines(ro, flights[i]->started));
-    }
-    return results;
-  }
+                                       const ReadOptions& ro);
 
   // ---- writes -------------------------------------------------------------------------------
 
@@ -228,9 +256,10 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     entry.value.emplace(std::move(value));
     entry.tags = wo.tags;
     const Duration ttl = core_->jitter(wo.ttl.value_or(options_.ttl));
-    stamp(entry, ttl, Duration::zero());
+    stamp(entry, ttl, Duration::zero(), core_->wall_ms());
     std::string bytes;
-    if (core_->has_l2() && !wo.skip_l2) {
+    const bool to_l2 = core_->has_l2() && !wo.skip_l2;
+    if (to_l2) {
       try {
         bytes = to_envelope(key, entry);
       } catch (...) {
@@ -242,28 +271,33 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
         return out;
       }
     }
-    mark_flight_invalidated(key);
-    store_l1(key, std::move(entry));
-    if (!bytes.empty()) out.l2_written = core_->write(key, bytes, ttl + options_.stale_window);
+    // L2 first, then the epoch bump with the new value put in L1 under it: a read that began
+    // before the write stores nothing, one that begins after it reads the new value.
+    const bool written = core_->write(key, bytes, ttl + options_.stale_window, [&](Epoch epoch) {
+      entry.read_epoch = epoch;
+      store_l1(key, std::move(entry));
+    });
+    if (to_l2) {
+      out.l2_written = written;
+      if (!written) {
+        auto err = std::make_shared<CacheError>();
+        err->code = CacheErrc::kL2Unreachable;
+        err->message = "the new value of " + key_pattern(key) +
+                       " is in this process but Redis could not be told: other processes may "
+                       "serve the old value until their copies expire";
+        out.error = std::move(err);
+      }
+    }
     return out;
   }
 
-  bool invalidate(const std::string& key) {
-    mark_flight_invalidated(key);
-    l1_.erase(key);
-    return !core_->has_l2() || core_->invalidate(key);
-  }
+  // L2 first, then the epoch bump with this process's L1 copy dropped under it.
+  bool invalidate(const std::string& key) { return core_->invalidate(key); }
 
   bool invalidate_tag(const std::string& tag) { return core_->invalidate_tag(tag); }
 
-  bool clear() {
-    {
-      std::lock_guard lock(flights_mutex_);
-      for (auto& [k, f] : flights_) f->invalidated.store(true, std::memory_order_release);
-    }
-    l1_.clear();
-    return !core_->has_l2() || core_->clear();
-  }
+  // The version, then the epoch bump with L1 dropped under it.
+  bool clear() { return core_->clear(); }
 
   // ---- observability ------------------------------------------------------------------------
 
@@ -273,26 +307,14 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
 
  private:
   enum class Verdict { kFresh, kRefresh, kServeStale, kStale };
-
-  // A load in progress for one key, and the callers waiting for it.
-  struct Flight {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool done = false;
-    Result result;
-    Result stale;  // the best stale candidate known so far (may be empty)
-    SteadyTime started = std::chrono::steady_clock::now();
-    bool timeout_counted = false;
-    // A write or invalidation of the key arrived meanwhile: the load's result must not be
-    // kept in L1 (it may predate the change).
-    std::atomic<bool> invalidated{false};
-    bool refresh = false;  // an early refresh: nobody waits; failures leave L1 alone
-  };
+  using FlightT = Flight<V>;
+  using FlightPtr = std::shared_ptr<FlightT>;
 
   static CacheOptions normalize(CacheOptions o) {
     if (!o.clock) o.clock = default_clock();
     o.l1.clock = o.clock;
     if (!o.l1.seed && o.seed) o.l1.seed = o.seed;
+    if (o.max_load_time <= Duration::zero()) o.max_load_time = std::chrono::seconds(60);
     return o;
   }
   static LocalCacheOptions l1_options(const CacheOptions& o) {
@@ -304,6 +326,10 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   static bool sample_latency() {
     thread_local std::uint32_t calls = 0;
     return ++calls % kL1LatencySampling == 0;
+  }
+
+  void hook(std::string_view point, std::string_view key) const {
+    if (options_.test_hook) options_.test_hook(point, key);
   }
 
   Result l1_hit(Cached<EntryT> e) {
@@ -333,6 +359,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       return Verdict::kStale;
     }
     if (!e.tags.empty()) {
+      // Noted before the check: a tag invalidation arriving during it is checked next time.
       const std::uint64_t generation = core_->tag_generation();
       if (e.tags_checked.load(std::memory_order_acquire) != generation) {
         if (core_->tags_invalidated(e.tags, e.created_ms)) return Verdict::kStale;
@@ -349,30 +376,31 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     return Verdict::kFresh;
   }
 
-  // ---- single-flight ------------------------------------------------------------------------
+  // ---- the one invalidation rule ------------------------------------------------------------
 
-  // Joins the flight for `key`, or starts one (then `leader` is set).
-  std::shared_ptr<Flight> join(const std::string& key, bool& leader) {
-    std::lock_guard lock(flights_mutex_);
-    auto it = flights_.find(key);
-    if (it != flights_.end()) {
-      leader = false;
-      return it->second;
-    }
-    leader = true;
-    auto flight = std::make_shared<Flight>();
-    flights_.emplace(key, flight);
-    return flight;
+  // Whether no invalidation that could cover `entry` (its key, its tags, everything) came since
+  // its read began.
+  bool current(const std::string& key, const EntryT& entry) const {
+    return !core_->epochs().covered_since(key, entry.tags, entry.read_epoch);
   }
 
-  void complete(const std::string& key, const std::shared_ptr<Flight>& flight, Result result) {
-    {
-      // Out of the map first: a caller woken below may ask again at once, and must then start
-      // a new flight rather than join this finished one.
-      std::lock_guard lock(flights_mutex_);
-      auto it = flights_.find(key);
-      if (it != flights_.end() && it->second == flight) flights_.erase(it);
-    }
+  // Puts `entry` in L1 if current(), atomically with respect to invalidations; either way
+  // returns a handle to it.
+  Cached<EntryT> keep(const std::string& key, EntryT entry) {
+    Cached<EntryT> out;
+    const std::vector<std::string> tags = entry.tags;
+    const bool kept = core_->epochs().store_if_current(
+        key, tags, entry.read_epoch, [&] { out = store_l1(key, std::move(entry)); });
+    if (!kept) return l1_.wrap(key, std::move(entry));
+    return out;
+  }
+
+  // ---- single-flight ------------------------------------------------------------------------
+
+  void complete(const std::string& key, const FlightPtr& flight, Result result) {
+    // Out of the map first: a caller woken below may ask again at once, and must then start
+    // a new flight rather than join this finished one.
+    flights_.remove(key, flight);
     {
       std::lock_guard lock(flight->mutex);
       if (flight->done) return;
@@ -382,20 +410,38 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     flight->cv.notify_all();
   }
 
-  void offer_stale(const std::shared_ptr<Flight>& flight, const Result& stale) {
-    if (!stale.has_value()) return;
+  // Stale candidates. Fail-safe may serve a value that expired, or whose tag was invalidated
+  // (a soft invalidation: stale, not gone); never one that a key invalidation, a write or a
+  // clear() removed after `epoch`, the epoch as of which the candidate was valid.
+  bool removed_since(const std::string& key, Epoch epoch) const {
+    static const std::vector<std::string> kNoTags;
+    return core_->epochs().covered_since(key, kNoTags, epoch);
+  }
+
+  // An L1 entry judged stale, as a stale candidate (valid as of the epoch noted before the
+  // lookup that found it).
+  static Result stale_candidate(Cached<EntryT> e) {
+    if (!e->value) return Result();
+    return Result(std::move(e), Source::kL1, true);
+  }
+
+  // Offers a stale candidate valid as of `epoch`. Replaces a candidate removed since.
+  void offer_stale(const std::string& key, const FlightPtr& flight, const Result& stale,
+                   Epoch epoch) {
+    if (!stale.has_value() || removed_since(key, epoch)) return;
     {
       std::lock_guard lock(flight->mutex);
-      if (flight->stale.has_value()) return;
+      if (current_stale(key, *flight).has_value()) return;
       flight->stale = stale;
+      flight->stale_epoch = epoch;
     }
     flight->cv.notify_all();
   }
 
-  void mark_flight_invalidated(const std::string& key) {
-    std::lock_guard lock(flights_mutex_);
-    auto it = flights_.find(key);
-    if (it != flights_.end()) it->second->invalidated.store(true, std::memory_order_release);
+  // The flight's stale candidate unless it was removed since. REQUIRES: flight->mutex held.
+  Result current_stale(const std::string& key, const FlightT& flight) const {
+    if (!flight.stale.has_value() || removed_since(key, flight.stale_epoch)) return Result();
+    return flight.stale;
   }
 
   struct Deadlines {
@@ -409,28 +455,42 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   }
 
   // Waits for the flight's result; at the soft deadline takes its stale candidate; at the hard
-  // deadline, the stale candidate or kLoaderTimeout.
-  Result wait(const std::shared_ptr<Flight>& flight, Deadlines d) {
+  // deadline, the stale candidate or kLoaderTimeout. nullopt: the result is a value whose read
+  // began before the caller arrived (`arrived`) and that an invalidation covers: the caller
+  // must read again.
+  std::optional<Result> wait(const std::string& key, const FlightPtr& flight, Deadlines d,
+                             Epoch arrived) {
     std::unique_lock lock(flight->mutex);
     while (!flight->done) {
       const SteadyTime now = std::chrono::steady_clock::now();
-      const bool has_stale = flight->stale.has_value();
-      if (has_stale && now >= d.soft) return serve_stale(flight->stale);
+      Result stale = current_stale(key, *flight);
+      const bool has_stale = stale.has_value();
+      if (has_stale && now >= d.soft) return serve_stale(std::move(stale));
       if (now >= d.hard) {
         if (!flight->timeout_counted) {
           flight->timeout_counted = true;
           core_->metrics().loads_timeout.inc();
         }
-        if (has_stale) return serve_stale(flight->stale);
+        if (has_stale) return serve_stale(std::move(stale));
         return error(CacheErrc::kLoaderTimeout, "no answer within the hard timeout");
       }
       flight->cv.wait_until(lock, has_stale ? std::min(d.soft, d.hard) : d.hard);
     }
-    if (flight->result.is_stale()) core_->metrics().stale_served.inc();
-    return flight->result;
+    const Result& r = flight->result;
+    if (r.entry_.found()) {
+      // A stale value (fail-safe) removed since is served to no one; a value whose read began
+      // before this caller arrived, and that an invalidation covers, not to this caller.
+      if (r.is_stale()) {
+        if (removed_since(key, flight->stale_epoch)) return std::nullopt;
+      } else if (r.entry_->read_epoch < arrived && !current(key, *r.entry_)) {
+        return std::nullopt;
+      }
+    }
+    if (r.is_stale()) core_->metrics().stale_served.inc();
+    return r;
   }
 
-  Result serve_stale(const Result& stale) {
+  Result serve_stale(Result stale) {
     core_->metrics().stale_served.inc();
     return stale;
   }
@@ -445,28 +505,40 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
 
   // Steps 2-5 of the read path. `refresh_of`: the entry an early refresh replaces (nullptr for
   // a read); a refresh runs on the background pool and nobody waits for it.
+  // `first_arrival`: the epoch noted before the caller's L1 lookup; the stale candidate is
+  // valid as of it.
   Result resolve(const std::string& key, Loader loader, const ReadOptions& ro, Result stale,
-                 const EntryT* refresh_of) {
-    bool leader = false;
-    std::shared_ptr<Flight> flight = join(key, leader);
-    const Deadlines d = deadlines(ro, flight->started);
-    if (!leader) {
-      if (refresh_of != nullptr) return Result();  // a load is already running
-      core_->metrics().coalesced_waits.inc();
-      offer_stale(flight, stale);
-      return wait(flight, d);
+                 const EntryT* refresh_of, SteadyTime call_start, Epoch first_arrival) {
+    const Deadlines d = deadlines(ro, call_start);
+    for (int attempt = 1;; ++attempt) {
+      const Epoch arrived = attempt == 1 ? first_arrival : core_->epochs().now();
+      bool leader = false;
+      FlightPtr flight = flights_.join(key, core_->epochs(), arrived, options_.max_load_time,
+                                       attempt >= kMaxJoinAttempts, leader);
+      if (!leader) {
+        if (refresh_of != nullptr) return Result();  // a load is already running
+        core_->metrics().coalesced_waits.inc();
+        offer_stale(key, flight, stale, first_arrival);
+        std::optional<Result> r = wait(key, flight, d, arrived);
+        if (r) return std::move(*r);
+        continue;  // its value predates an invalidation this caller arrived after
+      }
+      flight->refresh = refresh_of != nullptr;
+      offer_stale(key, flight, stale, first_arrival);
+      lead(key, std::move(loader), ro, flight, d, refresh_of);
+      if (refresh_of != nullptr) return Result();
+      std::optional<Result> r = wait(key, flight, d, arrived);
+      if (r) return std::move(*r);
+      // Only a stale value invalidated while it waited: nothing else to give.
+      return error(CacheErrc::kLoaderTimeout, "the load of " + key_pattern(key) +
+                                                  " failed and its stale value was invalidated");
     }
-    flight->refresh = refresh_of != nullptr;
-    offer_stale(flight, stale);
-    lead(key, std::move(loader), ro, flight, d, refresh_of);
-    if (refresh_of != nullptr) return Result();
-    return wait(flight, d);
   }
 
-  void lead(const std::string& key, Loader loader, const ReadOptions& ro,
-            const std::shared_ptr<Flight>& flight, Deadlines d, const EntryT* refresh_of) {
+  void lead(const std::string& key, Loader loader, const ReadOptions& ro, const FlightPtr& flight,
+            Deadlines d, const EntryT* refresh_of) {
     if (!core_->has_l2() || ro.skip_l2) {
-      start_load(key, std::move(loader), flight, std::string(), !ro.skip_l2);
+      start_load(key, std::move(loader), flight, std::string(), 0);
       return;
     }
     const std::unique_ptr<CacheCore::FillWait> fills = core_->watch_fills(key);
@@ -474,10 +546,13 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     bool contended = false;
     bool woken = true;
     while (true) {
-      L2Read r = core_->read_or_lock(key, ignore_value);
+      const ReadStart start = core_->begin_read();
+      L2Read r;
+      if (start.version) r = core_->read_or_lock(key, ignore_value, *start.version);
+      hook("lead:l2_read", key);
       switch (r.kind) {
         case L2Read::Kind::kValue: {
-          std::optional<EntryT> entry = from_envelope(key, r.envelope);
+          std::optional<EntryT> entry = from_envelope(key, r, start.epoch);
           if (!entry) {  // undecodable for this codec: as absent
             ignore_value = true;
             continue;
@@ -485,12 +560,13 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           const bool newer = refresh_of == nullptr || entry->created_ms > refresh_of->created_ms;
           if (!r.tag_invalidated && entry->fresh_until > clock_.now() && newer) {
             count_l2_hit(*entry);
-            complete(key, flight, Result(keep(key, std::move(*entry), flight), Source::kL2, false));
+            complete(key, flight, Result(keep(key, std::move(*entry)), Source::kL2, false));
             return;
           }
           core_->metrics().l2_stale.inc();
           if (entry->value && refresh_of == nullptr) {
-            offer_stale(flight, Result(l1_.wrap(key, std::move(*entry)), Source::kL2, true));
+            offer_stale(key, flight, Result(l1_.wrap(key, std::move(*entry)), Source::kL2, true),
+                        start.epoch);
           }
           ignore_value = true;
           continue;
@@ -500,11 +576,11 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           ignore_value = true;
           continue;
         case L2Read::Kind::kLocked:
-          if (adopt_fresh(key, flight, r, refresh_of)) return;
+          if (adopt_fresh(key, flight, r, refresh_of, start)) return;
           core_->metrics().lock_acquired.inc();
           if (contended && !woken) core_->metrics().lock_taken_over.inc();
           if (!contended) core_->metrics().l2_misses.inc();
-          start_load(key, std::move(loader), flight, std::move(r.token), true);
+          start_load(key, std::move(loader), flight, std::move(r.token), *start.version);
           return;
         case L2Read::Kind::kContended: {
           if (!contended) core_->metrics().lock_contended.inc();
@@ -512,7 +588,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           bool has_stale;
           {
             std::lock_guard lock(flight->mutex);
-            has_stale = flight->stale.has_value();
+            has_stale = current_stale(key, *flight).has_value();
           }
           const SteadyTime limit = has_stale ? std::min(d.soft, d.hard) : d.hard;
           const SteadyTime now = std::chrono::steady_clock::now();
@@ -520,9 +596,8 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
             Result out;
             {
               std::lock_guard lock(flight->mutex);
-              if (flight->stale.has_value()) {
-                out = flight->stale;
-              } else {
+              out = current_stale(key, *flight);
+              if (!out.has_value()) {
                 out = error(CacheErrc::kLoaderTimeout,
                             "another process's load of " + key_pattern(key) +
                                 " did not finish within the hard timeout");
@@ -535,7 +610,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
           }
           woken = fills->wait_until(std::min(limit, now + r.lock_remaining + kTakeoverMargin));
           if (core_->closed()) {
-            complete(key, flight, error(CacheErrc::kClosed, "cache shut down"));
+            complete(key, flight, closed_result());
             return;
           }
           ignore_value = false;
@@ -543,153 +618,72 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
         }
         case L2Read::Kind::kUnavailable:
           // Redis down or slow: load without the cross-process lock (single-flight still
-          // holds in this process) and do not try to store.
-          start_load(key, std::move(loader), flight, std::string(), false);
+          // holds in this process) and do not store in L2.
+          start_load(key, std::move(loader), flight, std::string(), 0);
           return;
       }
     }
   }
 
-  // The leader's part of get_or_load_many: one pipelined read-or-lock, one batch
-  // load; keys whose lock another process holds go through lead() one by one.
-  template <class BatchFn>
-  void lead_many(const std::vector<std::string>& keys, const std::vector<std::size_t>& led,
-                 const std::vector<std::shared_ptr<Flight>>& flights, const BatchFn& load_batch,
-                 const ReadOptions& ro) {
-    std::vector<std::size_t> to_load;
-    std::vector<std::string> tokens;
-    std::vector<std::size_t> contended;
-    if (!core_->has_l2() || ro.skip_l2) {
-      to_load = led;
-      tokens.assign(led.size(), std::string());
-    } else {
-      std::vector<std::string> led_keys;
-      led_keys.reserve(led.size());
-      for (std::size_t i : led) led_keys.push_back(keys[i]);
-      // One round trip reads every key and locks the absent ones.
-      std::vector<L2Read> reads = core_->read_or_lock_many(led_keys, false);
-      std::vector<std::size_t> to_lock;  // present but stale or undecodable: lock them next
-      const TimePoint now = clock_.now();
-      const auto sort = [&](std::size_t i, L2Read& r) {
-        switch (r.kind) {
-          case L2Read::Kind::kLocked:
-            if (adopt_fresh(keys[i], flights[i], r, nullptr)) break;
-            core_->metrics().lock_acquired.inc();
-            to_load.push_back(i);
-            tokens.push_back(std::move(r.token));
-            break;
-          case L2Read::Kind::kUnavailable:
-            to_load.push_back(i);
-            tokens.emplace_back();
-            break;
-          case L2Read::Kind::kContended:
-            core_->metrics().lock_contended.inc();
-            contended.push_back(i);  // the one-key path waits for the fill, or takes over
-            break;
-          case L2Read::Kind::kValue:
-          case L2Read::Kind::kMiss:
-            contended.push_back(i);  // filled or broken meanwhile: the one-key path decides
-            break;
-        }
-      };
-      for (std::size_t j = 0; j < led.size(); ++j) {
-        const std::size_t i = led[j];
-        if (reads[j].kind == L2Read::Kind::kValue) {
-          std::optional<EntryT> entry = from_envelope(keys[i], reads[j].envelope);
-          if (entry && !reads[j].tag_invalidated && entry->fresh_until > now) {
-            count_l2_hit(*entry);
-            complete(keys[i], flights[i],
-                     Result(keep(keys[i], std::move(*entry), flights[i]), Source::kL2, false));
-            continue;
-          }
-          if (entry) {
-            core_->metrics().l2_stale.inc();
-            if (entry->value) {
-              offer_stale(flights[i],
-                          Result(l1_.wrap(keys[i], std::move(*entry)), Source::kL2, true));
-            }
-          }
-          to_lock.push_back(i);
-        } else if (reads[j].kind == L2Read::Kind::kMiss) {
-          to_lock.push_back(i);  // undecodable: replace it
-        } else {
-          if (reads[j].kind == L2Read::Kind::kLocked) core_->metrics().l2_misses.inc();
-          sort(i, reads[j]);
-        }
-      }
-      if (!to_lock.empty()) {
-        std::vector<std::string> lock_keys;
-        lock_keys.reserve(to_lock.size());
-        for (std::size_t i : to_lock) lock_keys.push_back(keys[i]);
-        std::vector<L2Read> locks = core_->read_or_lock_many(lock_keys, true);
-        for (std::size_t j = 0; j < to_lock.size(); ++j) sort(to_lock[j], locks[j]);
-      }
-    }
-    if (!to_load.empty()) {
-      auto self = this->shared_from_this();
-      std::vector<std::string> load_keys;
-      std::vector<std::shared_ptr<Flight>> load_flights;
-      for (std::size_t i : to_load) {
-        load_keys.push_back(keys[i]);
-        load_flights.push_back(flights[i]);
-      }
-      const bool use_l2 = core_->has_l2() && !ro.skip_l2;
-      // Renewed from now on: the load may wait for a loader slot longer than lock_ttl.
-      std::vector<std::shared_ptr<void>> renewals;
-      for (std::size_t j = 0; j < load_keys.size(); ++j) {
-        renewals.push_back(core_->keep_lock(load_keys[j], tokens[j]));
-      }
-      const bool queued =
-          core_->submit_load([self, load_keys, load_flights, tokens, load_batch, use_l2, renewals] {
-            self->run_batch_load(load_keys, load_flights, tokens, load_batch, use_l2);
-          });
-      if (!queued) {
-        for (std::size_t j = 0; j < load_keys.size(); ++j) {
-          complete(load_keys[j], load_flights[j], closed_result());
-        }
-      }
-    }
-    for (std::size_t i : contended) {
-      Loader one = [load_batch, key = keys[i]](LoadContext&) {
-        return std::move(load_batch(std::vector<std::string>{key})[0]);
-      };
-      lead(keys[i], std::move(one), ro, flights[i], deadlines(ro, flights[i]->started), nullptr);
-    }
+  // A lock taken over a value seen stale: if another process stored a fresh value meanwhile
+  // (r.locked_value), releases the lock and completes the flight with that value instead of
+  // loading again. Returns whether it did.
+  bool adopt_fresh(const std::string& key, const FlightPtr& flight, L2Read& r,
+                   const EntryT* refresh_of, const ReadStart& start) {
+    if (!r.locked_value || r.tag_invalidated) return false;
+    std::optional<EntryT> entry = from_envelope(key, r, start.epoch);
+    if (!entry || entry->fresh_until <= clock_.now()) return false;
+    if (refresh_of != nullptr && entry->created_ms <= refresh_of->created_ms) return false;
+    core_->release(key, r.token, *start.version);
+    count_l2_hit(*entry);
+    complete(key, flight, Result(keep(key, std::move(*entry)), Source::kL2, false));
+    return true;
   }
 
-  template <class BatchFn>
-  void run_batch_load(const std::vector<std::string>& keys,
-                      const std::vector<std::shared_ptr<Flight>>& flights,
-                      const std::vector<std::string>& tokens, const BatchFn& load_batch,
-                      bool use_l2) {
+  // ---- loads --------------------------------------------------------------------------------
+
+  // Runs the loader on the loader pool; its task completes the flight. `token`: the stampede
+  // lock under namespace `version` (empty: no lock, nothing stored in L2).
+  void start_load(const std::string& key, Loader loader, const FlightPtr& flight, std::string token,
+                  std::uint64_t version) {
+    auto self = this->shared_from_this();
+    flight->mark_load_started();
+    // The lock is renewed from now on, not from when a loader slot frees up: queued behind
+    // max_concurrent_loads, the load may start after lock_ttl.
+    std::shared_ptr<void> renewal = core_->keep_lock(key, token, version);
+    const bool queued = core_->submit_load(
+        [self, key, loader = std::move(loader), flight, token = std::move(token), version,
+         renewal = std::move(renewal)] { self->run_load(key, loader, flight, token, version); });
+    if (!queued) complete(key, flight, closed_result());
+  }
+
+  void run_load(const std::string& key, const Loader& loader, const FlightPtr& flight,
+                const std::string& token, std::uint64_t version) {
+    if (core_->closed()) {
+      complete(key, flight, closed_result());
+      return;
+    }
+    LoadContext context(key);
     std::exception_ptr failure;
     Duration took{};
-    std::vector<std::optional<V>> loaded =
-        call_loader<std::vector<std::optional<V>>>([&] { return load_batch(keys); }, failure, took);
+    const ReadStart start = core_->begin_read(/*want_l2=*/false);  // the database read begins
+    std::optional<V> loaded =
+        call_loader<std::optional<V>>([&] { return loader(context); }, failure, took);
+    hook("load:done", key);
     if (failure) {
-      core_->log(LogLevel::kWarning, "batch loader failed");
-      for (std::size_t j = 0; j < keys.size(); ++j)
-        load_failed(keys[j], flights[j], tokens[j], failure);
-    } else {
-      std::vector<Prepared> prepared(keys.size());
-      std::vector<bool> ready(keys.size(), false);
-      std::vector<CacheCore::StoreItem> items;
-      std::vector<std::size_t> item_of;
-      for (std::size_t j = 0; j < keys.size(); ++j) {
-        ready[j] = prepare(keys[j], flights[j], tokens[j], use_l2, std::move(loaded[j]), {},
-                           std::nullopt, took, prepared[j]);
-        if (ready[j] && !prepared[j].bytes.empty()) {
-          item_of.push_back(j);
-          items.push_back({keys[j], prepared[j].bytes, prepared[j].redis_ttl, tokens[j]});
-        }
-      }
-      std::vector<StoreResult> stored(keys.size(), StoreResult::kFailed);
-      const std::vector<StoreResult> results = core_->store_many(items);
-      for (std::size_t n = 0; n < item_of.size(); ++n) stored[item_of[n]] = results[n];
-      for (std::size_t j = 0; j < keys.size(); ++j) {
-        if (ready[j]) finalize(keys[j], flights[j], std::move(prepared[j]), stored[j]);
-      }
+      core_->log(LogLevel::kWarning, "loader failed for " + key_pattern(key));
+      load_failed(key, flight, token, version, failure);
+      return;
     }
+    Prepared p;
+    if (!prepare(key, flight, token, version, std::move(loaded), std::move(context.mutable_tags()),
+                 context.ttl(), took, start, p)) {
+      return;
+    }
+    const StoreResult stored = p.bytes.empty()
+                                   ? StoreResult::kFailed
+                                   : core_->store(key, p.bytes, p.redis_ttl, token, version);
+    finalize(key, flight, std::move(p), stored);
   }
 
   // Calls a user's loader: what it returns, or in `failure` what it threw; its duration goes
@@ -710,59 +704,11 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
 
   // A load that threw: counted, the lock released (waiters elsewhere wake and retry), and the
   // callers get the stale value or the error.
-  void load_failed(const std::string& key, const std::shared_ptr<Flight>& flight,
-                   const std::string& token, const std::exception_ptr& failure) {
+  void load_failed(const std::string& key, const FlightPtr& flight, const std::string& token,
+                   std::uint64_t version, const std::exception_ptr& failure) {
     core_->metrics().loads_error.inc();
-    core_->release(key, token);
+    core_->release(key, token, version);
     fail(key, flight, failure);
-  }
-
-  // A lock taken over a value seen stale: if another process stored a fresh value meanwhile
-  // (r.locked_value), releases the lock and completes the flight with that value instead of
-  // loading again. Returns whether it did.
-  bool adopt_fresh(const std::string& key, const std::shared_ptr<Flight>& flight, L2Read& r,
-                   const EntryT* refresh_of) {
-    if (!r.locked_value || r.tag_invalidated) return false;
-    std::optional<EntryT> entry = from_envelope(key, r.envelope);
-    if (!entry || entry->fresh_until <= clock_.now()) return false;
-    if (refresh_of != nullptr && entry->created_ms <= refresh_of->created_ms) return false;
-    core_->release(key, r.token);
-    count_l2_hit(*entry);
-    complete(key, flight, Result(keep(key, std::move(*entry), flight), Source::kL2, false));
-    return true;
-  }
-
-  // Runs the loader on the loader pool; its task completes the flight.
-  void start_load(const std::string& key, Loader loader, const std::shared_ptr<Flight>& flight,
-                  std::string token, bool use_l2) {
-    auto self = this->shared_from_this();
-    // The lock is renewed from now on, not from when a loader slot frees up: queued behind
-    // max_concurrent_loads, the load may start after lock_ttl.
-    std::shared_ptr<void> renewal = core_->keep_lock(key, token);
-    const bool queued = core_->submit_load(
-        [self, key, loader = std::move(loader), flight, token = std::move(token), use_l2,
-         renewal = std::move(renewal)] { self->run_load(key, loader, flight, token, use_l2); });
-    if (!queued) complete(key, flight, error(CacheErrc::kClosed, "cache shut down"));
-  }
-
-  void run_load(const std::string& key, const Loader& loader, const std::shared_ptr<Flight>& flight,
-                const std::string& token, bool use_l2) {
-    if (core_->closed()) {
-      complete(key, flight, error(CacheErrc::kClosed, "cache shut down"));
-      return;
-    }
-    LoadContext context(key);
-    std::exception_ptr failure;
-    Duration took{};
-    std::optional<V> loaded =
-        call_loader<std::optional<V>>([&] { return loader(context); }, failure, took);
-    if (failure) {
-      core_->log(LogLevel::kWarning, "loader failed for " + key_pattern(key));
-      load_failed(key, flight, token, failure);
-      return;
-    }
-    finish_load(key, flight, token, use_l2, std::move(loaded), std::move(context.mutable_tags()),
-                context.ttl(), took);
   }
 
   // A loaded entry on its way to L2 and L1.
@@ -772,11 +718,12 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     Duration redis_ttl{};
   };
 
-  // Builds the entry for what a loader returned and its envelope. False if the codec failed
-  // (then the flight is already completed by fail-safe or with the error).
-  bool prepare(const std::string& key, const std::shared_ptr<Flight>& flight,
-               const std::string& token, bool use_l2, std::optional<V> loaded,
-               std::vector<std::string>&& tags, std::optional<Duration> chosen_ttl, Duration took,
+  // Builds the entry for what a loader returned (read at `start`) and, if it holds the lock
+  // and no invalidation covers it (current()), its envelope; else the lock is released. False
+  // if the codec failed (then the flight is already completed by fail-safe or with the error).
+  bool prepare(const std::string& key, const FlightPtr& flight, const std::string& token,
+               std::uint64_t version, std::optional<V> loaded, std::vector<std::string>&& tags,
+               std::optional<Duration> chosen_ttl, Duration took, const ReadStart& start,
                Prepared& out) {
     const bool found = loaded.has_value();
     out.entry.value = std::move(loaded);
@@ -789,49 +736,36 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       core_->metrics().loads_not_found.inc();
       ttl = core_->jitter(chosen_ttl.value_or(options_.negative_ttl));
     }
-    stamp(out.entry, ttl, took);
+    stamp(out.entry, ttl, took, start.wall_ms);
+    out.entry.read_epoch = start.epoch;
     out.redis_ttl = found ? ttl + options_.stale_window : ttl;
-    if (use_l2 && core_->has_l2()) {
+    const bool storable =
+        !token.empty() && current(key, out.entry) && !flight->load_overdue(options_.max_load_time);
+    if (storable) {
       try {
         out.bytes = to_envelope(key, out.entry);
       } catch (...) {
-        core_->release(key, token);
+        core_->release(key, token, version);
         core_->log(LogLevel::kError, "value of " + key_pattern(key) + " cannot be encoded");
         fail(key, flight, std::current_exception(), CacheErrc::kEncodeFailed);
         return false;
       }
     } else {
-      core_->release(key, token);
+      core_->release(key, token, version);
     }
     return true;
   }
 
-  // Puts a stored (or not) entry in L1 and completes the flight with it.
-  void finalize(const std::string& key, const std::shared_ptr<Flight>& flight, Prepared&& p,
-                StoreResult stored) {
-    // A lost lock means a write or invalidation came during the load: the value may be old.
+  // Puts a stored (or not) entry in L1 and completes the flight with it. An abandoned load
+  // (past max_load_time) or one whose lock was lost (a write or invalidation came) is not kept.
+  void finalize(const std::string& key, const FlightPtr& flight, Prepared&& p, StoreResult stored) {
     const bool keep_in_l1 =
-        stored != StoreResult::kLockLost && !flight->invalidated.load(std::memory_order_acquire);
+        stored != StoreResult::kLockLost && !flight->load_overdue(options_.max_load_time);
     Cached<EntryT> handle =
-        keep_in_l1 ? store_l1(key, std::move(p.entry)) : l1_.wrap(key, std::move(p.entry));
+        keep_in_l1 ? keep(key, std::move(p.entry)) : l1_.wrap(key, std::move(p.entry));
     complete(key, flight, Result(std::move(handle), Source::kLoader, false));
   }
 
-  void finish_load(const std::string& key, const std::shared_ptr<Flight>& flight,
-                   const std::string& token, bool use_l2, std::optional<V> loaded,
-                   std::vector<std::string> tags, std::optional<Duration> chosen_ttl,
-                   Duration took) {
-    Prepared p;
-    if (!prepare(key, flight, token, use_l2, std::move(loaded), std::move(tags), chosen_ttl, took,
-                 p)) {
-      return;
-    }
-    const StoreResult stored =
-        p.bytes.empty() ? StoreResult::kFailed : core_->store(key, p.bytes, p.redis_ttl, token);
-    finalize(key, flight, std::move(p), stored);
-  }
-
-  // The loader (or the codec) failed: fail-safe serves the stale candidate, else the error.
   static std::shared_ptr<const CacheError> encode_error(const std::string& key,
                                                         std::exception_ptr e) {
     auto err = std::make_shared<CacheError>();
@@ -842,16 +776,19 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     return err;
   }
 
-  void fail(const std::string& key, const std::shared_ptr<Flight>& flight,
-            std::exception_ptr failure, CacheErrc code = CacheErrc::kLoaderFailed) {
+  // The loader (or the codec) failed: fail-safe serves the stale candidate, else the error.
+  void fail(const std::string& key, const FlightPtr& flight, std::exception_ptr failure,
+            CacheErrc code = CacheErrc::kLoaderFailed) {
     Result stale;
+    Epoch stale_epoch = 0;
     {
       std::lock_guard lock(flight->mutex);
-      stale = flight->stale;
+      stale = current_stale(key, *flight);
+      stale_epoch = flight->stale_epoch;
     }
     if (stale.has_value() && options_.stale_window > Duration::zero()) {
       // A failed early refresh leaves the current entry in L1 as it is.
-      complete(key, flight, flight->refresh ? stale : throttle_stale(key, stale, flight));
+      complete(key, flight, flight->refresh ? stale : throttle_stale(key, stale, stale_epoch));
       return;
     }
     if (code == CacheErrc::kEncodeFailed) {
@@ -863,41 +800,46 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
 
   // Keeps serving a stale value for fail_safe_throttle, so the failing database is not asked
   // again at once by every caller. (Needs a copy of V: without one, the value is served once.)
-  Result throttle_stale(const std::string& key, const Result& stale,
-                        const std::shared_ptr<Flight>& flight) {
+  Result throttle_stale(const std::string& key, const Result& stale, Epoch stale_epoch) {
     if constexpr (std::is_copy_constructible_v<V>) {
-      if (!flight->invalidated.load(std::memory_order_acquire)) {
-        EntryT copy;
-        copy.value.emplace(*stale);
-        copy.created_ms = stale.entry_->created_ms;
-        copy.tags = stale.entry_->tags;
-        copy.stale = true;
-        const TimePoint now = clock_.now();
-        copy.fresh_until = stale.entry_->fresh_until;
-        copy.stored_at = now;
-        copy.l1_fresh_until = now + options_.fail_safe_throttle;
-        return Result(l1_.insert(key, std::move(copy), options_.fail_safe_throttle), stale.source(),
-                      true);
-      }
+      EntryT copy;
+      copy.value.emplace(*stale);
+      copy.created_ms = stale.entry_->created_ms;
+      copy.tags = stale.entry_->tags;
+      copy.read_epoch = stale_epoch;
+      copy.stale = true;
+      const TimePoint now = clock_.now();
+      copy.fresh_until = stale.entry_->fresh_until;
+      copy.stored_at = now;
+      copy.l1_fresh_until = now + options_.fail_safe_throttle;
+      Cached<EntryT> out;
+      static const std::vector<std::string> kNoTags;  // a tag-stale value may serve as stale
+      const bool kept = core_->epochs().store_if_current(key, kNoTags, copy.read_epoch, [&] {
+        out = l1_.insert(key, std::move(copy), options_.fail_safe_throttle);
+      });
+      if (kept) return Result(std::move(out), stale.source(), true);
     }
     return stale;
   }
 
-  void refresh_in_background(const std::string& key, Loader loader, const Cached<EntryT>& current) {
+  // `looked`: the epoch noted before the lookup that found `current`.
+  void refresh_in_background(const std::string& key, Loader loader, const Cached<EntryT>& current,
+                             Epoch looked) {
     core_->metrics().early_refreshes.inc();
     auto self = this->shared_from_this();
-    core_->submit_background([self, key, loader = std::move(loader), current] {
+    core_->submit_background([self, key, loader = std::move(loader), current, looked] {
       // The current entry is the stale candidate of whoever joins the refresh after it expired.
-      self->resolve(key, loader, ReadOptions{}, Result(current, Source::kL1, true), current.get());
+      self->resolve(key, loader, ReadOptions{}, Result(current, Source::kL1, true), current.get(),
+                    std::chrono::steady_clock::now(), looked);
     });
   }
 
   // ---- entries ------------------------------------------------------------------------------
 
-  // Sets created/fresh times of a new entry whose logical TTL is `ttl`.
-  void stamp(EntryT& entry, Duration ttl, Duration load_time) {
+  // Sets the times of a new entry whose logical TTL is `ttl`, whose read began at `created_ms`.
+  void stamp(EntryT& entry, Duration ttl, Duration load_time, std::int64_t created_ms) {
     const TimePoint now = clock_.now();
-    entry.created_ms = core_->to_wall_ms(now);
+    entry.created_ms = created_ms;
     entry.fresh_until = now + ttl;
     entry.l1_fresh_until = std::min(entry.fresh_until, now + options_.l1_max_ttl);
     entry.stored_at = now;
@@ -917,8 +859,11 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     return core_->encode(meta, payload, key);
   }
 
-  // Decodes an L2 envelope; nullopt (and a corrupt count) if the payload does not decode.
-  std::optional<EntryT> from_envelope(const std::string& key, const DecodedEnvelope& envelope) {
+  // Decodes an L2 entry read at `read_epoch`; nullopt (and a corrupt count) if the payload does
+  // not decode.
+  std::optional<EntryT> from_envelope(const std::string& key, const L2Read& read,
+                                      Epoch read_epoch) {
+    const DecodedEnvelope& envelope = read.envelope;
     EntryT entry;
     if (!envelope.meta.negative) {
       if (envelope.meta.codec != C::kId) {
@@ -943,7 +888,9 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     entry.stored_at = now;
     entry.load_time = std::chrono::milliseconds(envelope.meta.load_ms);
     entry.tags = envelope.meta.tags;
-    entry.tags_checked.store(core_->tag_generation(), std::memory_order_relaxed);
+    entry.read_epoch = read_epoch;
+    // The generation its tags were checked against, noted before that check.
+    entry.tags_checked.store(read.tag_generation, std::memory_order_relaxed);
     return entry;
   }
 
@@ -966,29 +913,29 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     return l1_.insert(key, std::move(entry), lifetime);
   }
 
-  Cached<EntryT> keep(const std::string& key, EntryT entry, const std::shared_ptr<Flight>& flight) {
-    if (flight->invalidated.load(std::memory_order_acquire)) return l1_.wrap(key, std::move(entry));
-    return store_l1(key, std::move(entry));
-  }
-
-  void drop_local(const std::string& key) {
-    mark_flight_invalidated(key);
-    l1_.erase(key);
-  }
-  void drop_all_local() {
-    {
-      std::lock_guard lock(flights_mutex_);
-      for (auto& [k, f] : flights_) f->invalidated.store(true, std::memory_order_release);
-    }
-    l1_.clear();
-  }
-
   const std::shared_ptr<CacheCore> core_;
   const CacheOptions& options_;
   const Clock& clock_;
   LocalCache<std::string, EntryT> l1_;
-  std::mutex flights_mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Flight>, StringHash, std::equal_to<>> flights_;
+  FlightMap<V> flights_;
+  std::atomic<std::uint32_t> queued_async_reads_{0};
+
+  // ---- get_or_load_many (cache_impl_batch.hpp) ----------------------------------------------
+  using BatchFn = std::function<std::vector<std::optional<V>>(const std::vector<std::string>&)>;
+  void lead_many(const std::vector<std::string>& keys, const std::vector<std::size_t>& led,
+                 const std::vector<FlightPtr>& flights, const BatchFn& load_batch,
+                 const ReadOptions& ro, Deadlines d);
+  void run_batch_load(const std::vector<std::string>& keys, const std::vector<FlightPtr>& flights,
+                      const std::vector<std::string>& tokens, std::uint64_t version,
+                      const BatchFn& load_batch);
+  // A one-key loader that asks `load_batch` for `key` alone.
+  static Loader one_key(const BatchFn& load_batch, const std::string& key) {
+    return [load_batch, key](LoadContext&) {
+      return std::move(load_batch(std::vector<std::string>{key})[0]);
+    };
+  }
 };
 
 }  // namespace tiercache::detail
+
+#include "tiercache/detail/cache_impl_batch.hpp"
