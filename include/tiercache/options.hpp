@@ -140,7 +140,12 @@ struct ReadOptions {
 
 struct WriteOptions {
   std::optional<Duration> ttl;
+  // The new entry's tags. Empty (and keep_tags): the tags of the entry it replaces -- this
+  // process's L1 copy, else the L2 entry (one more round trip) -- so that a write never
+  // detaches an entry from its tags (invalidate_tag still reaches it).
   std::vector<std::string> tags;
+  // False: an empty `tags` means "no tags".
+  bool keep_tags = true;
   bool skip_l2 = false;  // store in L1 only (and tell no one)
 };
 

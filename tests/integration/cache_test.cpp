@@ -570,6 +570,33 @@ TEST_F(CacheTest, TagInvalidationMakesTaggedEntriesStaleEverywhere) {
   EXPECT_EQ(*c->get_or_load("member:1", tagged), "reloaded-member:1");
 }
 
+TEST_F(CacheTest, AWriteKeepsTheTagsOfTheEntryItReplacesInEveryProcess) {
+  auto a = process();
+  auto b = process();
+  wait_for_bus(*a);
+  auto tagged = [&](LoadContext& c) {
+    c.add_tag("price-list");
+    return loader_.load(c.key());
+  };
+  ASSERT_EQ(*a->get_or_load("price:1", tagged), "value-of-price:1");
+  // b has no copy: it finds the tags in L2. Then a write-through without tags.
+  ASSERT_TRUE(b->write_through("price:1", "12.50", [](const std::string&) {}).ok());
+  EXPECT_EQ(b->get("price:1").tags(), std::vector<std::string>{"price-list"});
+  ASSERT_TRUE(
+      eventually([&] { return a->get("price:1").has_value() && *a->get("price:1") == "12.50"; }));
+  EXPECT_EQ(a->get("price:1").tags(), std::vector<std::string>{"price-list"});
+  // The tag still reaches the entry, in every process.
+  clock_->advance(5ms);
+  ASSERT_TRUE(a->invalidate_tag("price-list"));
+  EXPECT_FALSE(process()->get("price:1").has_value());
+  EXPECT_TRUE(eventually([&] { return !b->get("price:1").has_value(); }));
+  // Unless told otherwise: keep_tags = false and no tags is "no tags".
+  WriteOptions untagged;
+  untagged.keep_tags = false;
+  ASSERT_TRUE(b->set("price:2", "1.00", untagged).ok());
+  EXPECT_TRUE(b->get("price:2").tags().empty());
+}
+
 TEST_F(CacheTest, ClearForgetsEverythingInEveryProcess) {
   auto a = process();
   auto b = process();

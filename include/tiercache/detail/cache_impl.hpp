@@ -254,7 +254,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     WriteResult out;
     EntryT entry;
     entry.value.emplace(std::move(value));
-    entry.tags = wo.tags;
+    entry.tags = wo.tags.empty() && wo.keep_tags ? tags_of_current(key, wo.skip_l2) : wo.tags;
     const Duration ttl = core_->jitter(wo.ttl.value_or(options_.ttl));
     stamp(entry, ttl, Duration::zero(), core_->wall_ms());
     std::string bytes;
@@ -835,6 +835,18 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   }
 
   // ---- entries ------------------------------------------------------------------------------
+
+  // The tags of the entry a write replaces: this process's L1 copy's, else the L2 entry's
+  // (whatever its freshness), else none.
+  std::vector<std::string> tags_of_current(const std::string& key, bool skip_l2) {
+    if (Cached<EntryT> e = l1_.get(key); e.found()) return e->tags;
+    if (skip_l2 || !core_->has_l2()) return {};
+    const ReadStart start = core_->begin_read();
+    if (!start.version) return {};
+    L2Read r = core_->read(key, *start.version);
+    if (r.kind != L2Read::Kind::kValue) return {};
+    return std::move(r.envelope.meta.tags);
+  }
 
   // Sets the times of a new entry whose logical TTL is `ttl`, whose read began at `created_ms`.
   void stamp(EntryT& entry, Duration ttl, Duration load_time, std::int64_t created_ms) {
