@@ -196,7 +196,7 @@ class Cache {
           auto pending = std::make_shared<Pending>(std::move(handler), ex,
                                                    detail::CacheImpl<V, C>::closed_result());
           if (!impl->reserve_async_read()) {
-            pending->complete(detail::CacheImpl<V, C>::overloaded_result());
+            pending->complete(detail::CacheImpl<V, C>::overloaded_result(), /*posted=*/true);
             return;
           }
           // A task dropped at shutdown destroys `pending`, which then completes with kClosed.
@@ -208,7 +208,7 @@ class Cache {
               });
           if (!queued) {
             impl->release_async_read();
-            pending->complete(detail::CacheImpl<V, C>::closed_result());
+            pending->complete(detail::CacheImpl<V, C>::closed_result(), /*posted=*/true);
           }
         },
         token, std::move(key), std::move(read));

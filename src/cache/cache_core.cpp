@@ -280,7 +280,8 @@ void CacheCore::shutdown() {
       renewals_->thread.join();
     }
   }
-  bus_.reset();
+  // Stopped, not destroyed: a read still running elsewhere may ask bus_connected().
+  if (bus_) bus_->stop();
   loads_.shutdown(std::chrono::milliseconds(1000));
   background_.shutdown(std::chrono::milliseconds(1000));
 }
@@ -439,7 +440,7 @@ std::optional<std::uint64_t> CacheCore::version() {
     // A version learnt from the bus meanwhile is newer than what we read.
     std::uint64_t expected = 0;
     version_plus_one_.compare_exchange_strong(expected, v + 1, std::memory_order_acq_rel);
-  } else if (v + 1 > known) {
+  } else if (v + 1 != known) {
     log(LogLevel::kWarning, "namespace version changed while the bus was down: L1 dropped");
     version_changed(v);
   }
@@ -559,8 +560,12 @@ void CacheCore::read_lock_reply(std::string_view key, const Reply& reply, std::s
 
 namespace {
 
-// A call that timed out may still have run on the server.
-bool timed_out(const redis::Error& e) { return e.code == make_error_code(redis::Errc::kTimeout); }
+// A call that failed this way may have run on the server all the same (written, then a
+// timeout or the connection lost before the reply).
+bool may_have_run(const redis::Error& e) {
+  return e.code == make_error_code(redis::Errc::kTimeout) ||
+         e.code == make_error_code(redis::Errc::kConnection);
+}
 
 }  // namespace
 
@@ -577,7 +582,7 @@ L2Read CacheCore::read_or_lock(std::string_view key, bool ignore_value, std::uin
   const bool well_formed = r.ok() && is_lock_reply(*r);
   if (r.ok() && !well_formed) log(LogLevel::kError, "stampede lock script: unexpected reply");
   l2_outcome(well_formed, r.ok() ? nullptr : &r.error(), "L2 read/lock");
-  if (!r.ok() && timed_out(r.error())) release_in_background(key, token, version);
+  if (!r.ok() && may_have_run(r.error())) release_in_background(key, token, version);
   if (!well_formed) return out;
   read_lock_reply(key, *r, std::move(token), out);
   if (out.kind == L2Read::Kind::kMiss) {
@@ -628,7 +633,7 @@ std::vector<L2Read> CacheCore::read_or_lock_many(const std::vector<std::string>&
   redis::Result<std::vector<Reply>> r = exec_scripts(request, scripts_->read_or_lock);
   metrics_.l2_latency.observe(std::chrono::steady_clock::now() - start);
   l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 read/lock of many keys");
-  if (!r.ok() && timed_out(r.error())) {
+  if (!r.ok() && may_have_run(r.error())) {
     for (std::size_t i = 0; i < keys.size(); ++i)
       release_in_background(keys[i], tokens[i], version);
   }

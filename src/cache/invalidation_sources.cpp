@@ -32,20 +32,45 @@ constexpr Duration kMinTagRetention = std::chrono::hours(24 * 7);
 
 // ---- this process's writes ---------------------------------------------------------------------
 
+bool CacheCore::change_key(std::string_view key, const redis::Script& script,
+                           const std::vector<std::string>& args, std::string_view what) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const std::optional<std::uint64_t> v = l2_allowed() ? version() : std::nullopt;
+    if (!v) return false;
+    std::vector<std::string> call{script.sha1(), "2", data_key(key, *v), lock_key(key, *v)};
+    call.insert(call.end(), args.begin(), args.end());
+    redis::Request request;
+    request.push_range("EVALSHA", call);
+    request.push("GET", options_.name + ":version");
+    redis::Result<std::vector<Reply>> r = exec_scripts(request, script);
+    const bool ok = r.ok() && r->size() == 2 && !(*r)[0].is_error();
+    l2_outcome(ok, r.ok() ? nullptr : &r.error(), what);
+    if (!ok) {
+      if (r.ok() && r->size() == 2 && (*r)[0].is_error()) {
+        log(LogLevel::kError, std::string(what) + ": " + (*r)[0].string);
+      }
+      return false;
+    }
+    std::uint64_t now = 0;
+    if ((*r)[1].is_string()) {
+      const auto parsed = parse_int((*r)[1].string);
+      if (!parsed || *parsed < 0) return true;  // reported by version() when next read
+      now = static_cast<std::uint64_t>(*parsed);
+    }
+    if (now == *v) return true;
+    // The namespace moved before the script ran (a clear() not heard yet): the change went to a
+    // namespace no one reads. Adopt the new one and make the change there too.
+    version_changed(now);
+  }
+  return true;
+}
+
 bool CacheCore::write(std::string_view key, const std::string& bytes, Duration redis_ttl,
                       const InvalidationEpochs::Also& also) {
   bool written = true;
   if (!bytes.empty()) {
-    std::optional<std::uint64_t> v;
-    if (l2_allowed()) v = version();
-    written = false;
-    if (v) {
-      redis::Result<Reply> r =
-          client_->eval(scripts_->write, {data_key(key, *v), lock_key(key, *v)},
-                        {bytes, px(redis_ttl), channel_, bus_message('k', key)}, call_options());
-      l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "L2 write");
-      written = r.ok();
-    }
+    written = change_key(key, scripts_->write,
+                         {bytes, px(redis_ttl), channel_, bus_message('k', key)}, "L2 write");
     if (written) {
       metrics_.l2_writes.inc();
       metrics_.invalidations_sent.inc();
@@ -60,17 +85,8 @@ bool CacheCore::write(std::string_view key, const std::string& bytes, Duration r
 bool CacheCore::invalidate(std::string_view key) {
   bool done = true;
   if (client_) {
-    std::optional<std::uint64_t> v;
-    if (l2_allowed()) v = version();
-    done = false;
-    if (v) {
-      redis::Result<Reply> r =
-          client_->eval(scripts_->invalidate, {data_key(key, *v), lock_key(key, *v)},
-                        {channel_, bus_message('k', key)}, call_options());
-      l2_outcome(r.ok(), r.ok() ? nullptr : &r.error(), "invalidation");
-      done = r.ok();
-      if (done) metrics_.invalidations_sent.inc();
-    }
+    done = change_key(key, scripts_->invalidate, {channel_, bus_message('k', key)}, "invalidation");
+    if (done) metrics_.invalidations_sent.inc();
   }
   epochs_.invalidate_key(key, [&](InvalidationEpochs::Epoch) { drop_key(key); });
   return done;
@@ -121,21 +137,20 @@ bool CacheCore::clear() {
       done = true;
     }
   }
-  // Not told to Redis: this process still forgets what it had.
-  if (!done) epochs_.invalidate_all([this](InvalidationEpochs::Epoch) { drop_all(); });
+  // Always a bump of our own, under which L1 is dropped, before returning: the bus may have
+  // delivered our own version first, its bump still dropping L1 on the dispatcher thread.
+  epochs_.invalidate_all([this](InvalidationEpochs::Epoch) { drop_all(); });
   return done;
 }
 
 // ---- namespace versions and tag times ----------------------------------------------------------
 
 void CacheCore::version_changed(std::uint64_t version) {
-  // Known already (our own clear() coming back on the bus): nothing changed.
-  if (version_plus_one_.load(std::memory_order_acquire) >= version + 1) return;
+  // Known already (our own clear() coming back on the bus): nothing changed. Any other value
+  // is adopted, lower ones too (N:version lost and re-created: Redis is the reference).
+  if (version_plus_one_.load(std::memory_order_acquire) == version + 1) return;
   epochs_.invalidate_all([&](InvalidationEpochs::Epoch) {
-    std::uint64_t current = version_plus_one_.load(std::memory_order_acquire);
-    while (current < version + 1 && !version_plus_one_.compare_exchange_weak(
-                                        current, version + 1, std::memory_order_acq_rel)) {
-    }
+    version_plus_one_.store(version + 1, std::memory_order_release);
     drop_all();
   });
   wake_all_fills();
@@ -230,6 +245,7 @@ void CacheCore::on_bus_message(redis::PubSubMessage&& message) {
     case 'c': {
       const auto v = parse_int(data);
       if (!v || *v < 0) break;
+      if (options_.test_hook) options_.test_hook("bus:clear", data);
       version_changed(static_cast<std::uint64_t>(*v));
       if (!mine) metrics_.invalidations_received.inc();
       break;

@@ -63,6 +63,7 @@ class Subscriber::Impl {
   }
 
   void stop() {
+    if (stopped_.exchange(true)) return;
     connection_->close();
     work_.reset();
     if (io_thread_.joinable()) io_thread_.join();
@@ -105,12 +106,11 @@ class Subscriber::Impl {
     return {};
   }
 
-  // Connected, and every subscription restored after the last reconnection confirmed: only
-  // then is every message published from now on heard.
+  // Connected, every subscription restored after the last reconnection confirmed, and the
+  // reconnection's gap handed to the event handler: only then is every message published from
+  // now on heard, and what was missed before reported. Lock-free (caches ask on every hit).
   bool connected() const {
-    if (!connection_->ready()) return false;
-    std::lock_guard lock(mutex_);
-    return awaiting_confirmations_ == 0;
+    return connection_->ready() && !unconfirmed_.load(std::memory_order_acquire);
   }
 
   SubscriberStats stats() const {
@@ -146,14 +146,21 @@ class Subscriber::Impl {
     if (!shard_channels_.empty()) request.push_range("SSUBSCRIBE", shard_channels_);
     awaiting_confirmations_ = channels_.size() + patterns_.size() + shard_channels_.size();
     gap_pending_ = gap_pending_ || reconnect;
+    unconfirmed_.store(awaiting_confirmations_ > 0 || gap_pending_ || gaps_undelivered_ > 0,
+                       std::memory_order_release);
     if (awaiting_confirmations_ == 0) report_reconnection_gap_locked();
     return std::string(request.payload());
   }
 
-  // Under mutex_: the gap of a reconnection, once nothing is awaiting confirmation.
+  // Under mutex_: the gap of a reconnection, once nothing is awaiting confirmation. The
+  // subscriber counts as connected again once the dispatcher has handed it over (dispatch()).
   void report_reconnection_gap_locked() {
-    if (!gap_pending_) return;
+    if (!gap_pending_) {
+      if (gaps_undelivered_ == 0) unconfirmed_.store(false, std::memory_order_release);
+      return;
+    }
     gap_pending_ = false;
+    ++gaps_undelivered_;
     push_locked(PubSubEvent{PubSubEvent::Kind::kGap,
                             {},
                             "reconnected: messages published while disconnected are lost"});
@@ -237,8 +244,15 @@ class Subscriber::Impl {
         lock.lock();
         ++stats_.messages;
       } else {
-        if (on_event_) on_event_(std::get<PubSubEvent>(std::move(item)));
+        PubSubEvent event = std::get<PubSubEvent>(std::move(item));
+        const bool reconnection_gap =
+            event.kind == PubSubEvent::Kind::kGap && event.detail.starts_with("reconnected");
+        if (on_event_) on_event_(std::move(event));
         lock.lock();
+        if (reconnection_gap && --gaps_undelivered_ == 0 && awaiting_confirmations_ == 0 &&
+            !gap_pending_) {
+          unconfirmed_.store(false, std::memory_order_release);
+        }
       }
     }
   }
@@ -253,6 +267,7 @@ class Subscriber::Impl {
   std::shared_ptr<detail::Connection> connection_;
   std::thread io_thread_;
   std::thread dispatcher_;
+  std::atomic<bool> stopped_{false};
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -262,6 +277,9 @@ class Subscriber::Impl {
   // Subscriptions sent by on_ready() not yet confirmed; a reconnection's gap not yet reported.
   std::size_t awaiting_confirmations_ = 0;
   bool gap_pending_ = false;
+  std::size_t gaps_undelivered_ = 0;  // reconnection gaps queued, not yet handed over
+  // Mirrors "awaiting confirmations, or a reconnection gap not yet handed over" for connected().
+  std::atomic<bool> unconfirmed_{false};
   SubscriberStats stats_;
   std::set<std::string> channels_;
   std::set<std::string> patterns_;
@@ -297,6 +315,7 @@ Result<void> Subscriber::sunsubscribe(const std::vector<std::string>& channels) 
 }
 
 bool Subscriber::connected() const { return impl_->connected(); }
+void Subscriber::stop() { impl_->stop(); }
 SubscriberStats Subscriber::stats() const { return impl_->stats(); }
 
 }  // namespace tiercache::redis

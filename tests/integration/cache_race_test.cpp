@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <asio/bind_executor.hpp>
+#include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 #include <atomic>
 #include <chrono>
@@ -182,6 +184,23 @@ TEST_F(CacheRaceTest, ClearDuringALoadKeepsThePreClearRowOutOfTheNewNamespace) {
   EXPECT_EQ(*load.get(), "value-of-k") << "its caller was already waiting";
   EXPECT_TRUE(process()->get("k").is_miss()) << "not stored under the new version";
   EXPECT_TRUE(a->get("k").is_miss()) << "not kept in the loading process's L1 either";
+}
+
+TEST_F(CacheRaceTest, AWriteByAProcessThatHasNotHeardAClearLandsInTheNewNamespace) {
+  HookGate bus("bus:clear", "1");  // a hears the clear only at the end
+  auto a = process_with_hook(bus);
+  auto b = process();
+  wait_for_bus(*a);
+  ASSERT_TRUE(b->clear());  // version 0 -> 1
+  ASSERT_TRUE(bus.wait_held());
+  VersionedRow row;
+  TestLoader free_gate;
+  ASSERT_EQ(*b->get_or_load("k", row.loader(free_gate)), "v1");  // stored under version 1
+  row.bump();
+  ASSERT_TRUE(a->set("k", "v2").ok());  // a still knows version 0
+  bus.release();
+  EXPECT_EQ(*process()->get("k"), "v2") << "the write reached the namespace readers use";
+  EXPECT_TRUE(eventually([&] { return b->get("k").has_value() && *b->get("k") == "v2"; }));
 }
 
 // ---- 4. a tag invalidation during a load ------------------------------------------------------
@@ -411,6 +430,22 @@ TEST_F(CacheRaceTest, AsyncMissesAreBoundedAndTheirDeadlinesCountFromTheCall) {
   // Each waited at most its own hard timeout from its call, not the ones before it in line.
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3 * options_.hard_timeout);
   loader_.release();
+}
+
+TEST_F(CacheRaceTest, AnAsyncReadRefusedAtOnceDoesNotRunItsHandlerInsideTheCall) {
+  options_.max_queued_async_reads = 0;  // every miss is refused
+  auto a = process();
+  asio::io_context io;
+  bool ran = false;
+  CacheErrc code{};
+  a->async_get_or_load("k", loader_.fn(), asio::bind_executor(io, [&](CacheResult<std::string> r) {
+                         ran = true;
+                         code = r.error() ? r.error()->code : CacheErrc{};
+                       }));
+  EXPECT_FALSE(ran) << "completed inside async_get_or_load";
+  io.run();
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(code, CacheErrc::kOverloaded);
 }
 
 TEST_F(CacheRaceTest, ShutdownCompletesWaitingCallersAndQueuedAsyncReadsAtOnce) {

@@ -242,7 +242,12 @@ class CacheCore : public std::enable_shared_from_this<CacheCore> {
   // The namespace version, fetched from Redis the first time (and after a bus gap), and again
   // every version_recheck while the bus is down: a change then seen counts as a clear().
   std::optional<std::uint64_t> version();
-  // A newer namespace version became known (bus, clear(), a re-read): everything is invalidated.
+  // Runs a write or invalidation script on `key` (KEYS: its data key and lock key; ARGV:
+  // `args`) under the namespace version, reading the version in the same round trip; if it had
+  // moved (a clear() not heard yet), adopts it and runs the script again there.
+  bool change_key(std::string_view key, const redis::Script& script,
+                  const std::vector<std::string>& args, std::string_view what);
+  // Another namespace version became known (bus, clear(), a re-read): everything is invalidated.
   void version_changed(std::uint64_t version);
   void wake_fills(std::string_view key);
   void wake_all_fills();

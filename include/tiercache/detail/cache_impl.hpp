@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <asio/dispatch.hpp>
+#include <asio/post.hpp>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -81,21 +82,28 @@ class PendingRead {
   PendingRead(Handler handler, Executor ex, CacheResult<V> if_dropped)
       : handler_(std::move(handler)), ex_(std::move(ex)), if_dropped_(std::move(if_dropped)) {}
   ~PendingRead() {
-    if (handler_) dispatch(std::move(if_dropped_));
+    if (handler_) deliver(std::move(if_dropped_), /*posted=*/true);
   }
   PendingRead(const PendingRead&) = delete;
   PendingRead& operator=(const PendingRead&) = delete;
 
-  void complete(CacheResult<V> result) {
-    if (handler_) dispatch(std::move(result));
+  // From a pool thread: dispatched. From the initiating call (posted = true): posted, so the
+  // handler never runs inside the async_* call that started it.
+  void complete(CacheResult<V> result, bool posted = false) {
+    if (handler_) deliver(std::move(result), posted);
   }
 
  private:
-  void dispatch(CacheResult<V> result) {
-    asio::dispatch(ex_, [handler = std::move(*handler_), r = std::move(result)]() mutable {
+  void deliver(CacheResult<V> result, bool posted) {
+    auto run = [handler = std::move(*handler_), r = std::move(result)]() mutable {
       std::move(handler)(std::move(r));
-    });
+    };
     handler_.reset();
+    if (posted) {
+      asio::post(ex_, std::move(run));
+    } else {
+      asio::dispatch(ex_, std::move(run));
+    }
   }
 
   std::optional<Handler> handler_;
@@ -138,6 +146,8 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     core_->close();
     for (auto& [key, flight] : flights_.take_all()) complete(key, flight, closed_result());
     core_->shutdown();
+    // Flights begun meanwhile, whose loads the stopped pool dropped.
+    for (auto& [key, flight] : flights_.take_all()) complete(key, flight, closed_result());
   }
 
   // ---- reads --------------------------------------------------------------------------------
@@ -509,6 +519,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   // valid as of it.
   Result resolve(const std::string& key, Loader loader, const ReadOptions& ro, Result stale,
                  const EntryT* refresh_of, SteadyTime call_start, Epoch first_arrival) {
+    if (core_->closed()) return closed_result();
     const Deadlines d = deadlines(ro, call_start);
     for (int attempt = 1;; ++attempt) {
       const Epoch arrived = attempt == 1 ? first_arrival : core_->epochs().now();
@@ -647,7 +658,6 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   void start_load(const std::string& key, Loader loader, const FlightPtr& flight, std::string token,
                   std::uint64_t version) {
     auto self = this->shared_from_this();
-    flight->mark_load_started();
     // The lock is renewed from now on, not from when a loader slot frees up: queued behind
     // max_concurrent_loads, the load may start after lock_ttl.
     std::shared_ptr<void> renewal = core_->keep_lock(key, token, version);
@@ -666,6 +676,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     LoadContext context(key);
     std::exception_ptr failure;
     Duration took{};
+    flight->mark_load_started();  // max_load_time counts from here, not from the queue
     const ReadStart start = core_->begin_read(/*want_l2=*/false);  // the database read begins
     std::optional<V> loaded =
         call_loader<std::optional<V>>([&] { return loader(context); }, failure, took);
@@ -739,8 +750,9 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
     stamp(out.entry, ttl, took, start.wall_ms);
     out.entry.read_epoch = start.epoch;
     out.redis_ttl = found ? ttl + options_.stale_window : ttl;
-    const bool storable =
-        !token.empty() && current(key, out.entry) && !flight->load_overdue(options_.max_load_time);
+    // L2 is decided by the lock (exact: every write or key invalidation, anywhere, deletes it;
+    // tags are decided by created_ms, clear() by the version); L1 by current() in finalize().
+    const bool storable = !token.empty() && !flight->load_overdue(options_.max_load_time);
     if (storable) {
       try {
         out.bytes = to_envelope(key, out.entry);
@@ -787,8 +799,10 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
       stale_epoch = flight->stale_epoch;
     }
     if (stale.has_value() && options_.stale_window > Duration::zero()) {
-      // A failed early refresh leaves the current entry in L1 as it is.
-      complete(key, flight, flight->refresh ? stale : throttle_stale(key, stale, stale_epoch));
+      // A failed early refresh leaves the current entry in L1 as it is; so does an abandoned
+      // load (a newer flight may have stored a fresh value since).
+      const bool leave_l1 = flight->refresh || flight->load_overdue(options_.max_load_time);
+      complete(key, flight, leave_l1 ? stale : throttle_stale(key, stale, stale_epoch));
       return;
     }
     if (code == CacheErrc::kEncodeFailed) {

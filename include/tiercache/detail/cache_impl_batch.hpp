@@ -172,7 +172,6 @@ void CacheImpl<V, C>::lead_many(const std::vector<std::string>& keys,
     for (std::size_t i : to_load) {
       load_keys.push_back(keys[i]);
       load_flights.push_back(flights[i]);
-      flights[i]->mark_load_started();
     }
     // Renewed from now on: the load may wait for a loader slot longer than lock_ttl.
     std::vector<std::shared_ptr<void>> renewals;
@@ -205,6 +204,7 @@ void CacheImpl<V, C>::run_batch_load(const std::vector<std::string>& keys,
   }
   std::exception_ptr failure;
   Duration took{};
+  for (const FlightPtr& flight : flights) flight->mark_load_started();
   const ReadStart start = core_->begin_read(/*want_l2=*/false);  // the database read begins
   std::vector<std::optional<V>> loaded =
       call_loader<std::vector<std::optional<V>>>([&] { return load_batch(keys); }, failure, took);

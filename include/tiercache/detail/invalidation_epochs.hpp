@@ -83,8 +83,9 @@ class InvalidationEpochs {
   }
 
  private:
-  // Slots per kind: 4096 x 8 bytes each. A collision only costs a spurious reload.
-  static constexpr std::size_t kSlots = 4096;
+  // Slots per kind: 16384 x 8 bytes each (128 KiB). A collision only costs a value not kept in
+  // L1 (a reload); L2 stores are decided by the stampede lock, which is exact.
+  static constexpr std::size_t kSlots = 16384;
 
   static std::size_t slot(std::string_view s) noexcept {
     return static_cast<std::size_t>(mix64(std::hash<std::string_view>{}(s))) & (kSlots - 1);

@@ -89,7 +89,12 @@ class Subscriber {
   Result<void> punsubscribe(const std::vector<std::string>& patterns);
   Result<void> sunsubscribe(const std::vector<std::string>& channels);
 
+  // Connected, every subscription confirmed since the last reconnection, and that
+  // reconnection's gap handed to the event handler. Cheap (no lock).
   bool connected() const;
+  // Stops both threads now (the destructor does the same): no handler runs after it returns,
+  // and connected() is false. The object stays usable for connected() and stats().
+  void stop();
   SubscriberStats stats() const;
 
   class Impl;
