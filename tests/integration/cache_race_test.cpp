@@ -92,6 +92,17 @@ class CacheRaceTest : public CacheTest {
     o.test_hook = gate.hook();
     return std::make_unique<Cache<std::string>>(o, std::make_shared<Client>(*config_));
   }
+  // Starts get_or_load(key) on `cache` with loader_ held; the entry is tagged `tag`.
+  std::future<CacheResult<std::string>> held_tagged_load(Cache<std::string>& cache, std::string key,
+                                                         std::string tag) {
+    loader_.hold();
+    return std::async(std::launch::async, [this, &cache, key, tag] {
+      return cache.get_or_load(key, [this, tag](LoadContext& c) {
+        c.add_tag(tag);
+        return loader_.load(c.key());
+      });
+    });
+  }
   // Invalidation messages `cache` received from other processes so far.
   std::uint64_t received(Cache<std::string>& cache) {
     return metric(cache, series("tiercache_invalidations_total", "direction=\"received\""));
@@ -209,13 +220,7 @@ TEST_F(CacheRaceTest, ATagInvalidationDuringALoadIsNotLost) {
   auto a = process();
   auto b = process();
   wait_for_bus(*a);
-  loader_.hold();
-  auto load = std::async(std::launch::async, [&] {
-    return a->get_or_load("k", [&](LoadContext& c) {
-      c.add_tag("t");
-      return loader_.load(c.key());
-    });
-  });
+  auto load = held_tagged_load(*a, "k", "t");
   ASSERT_TRUE(loader_.wait_running(1));
   clock_->advance(2s);
   const std::uint64_t before = received(*a);
@@ -234,13 +239,7 @@ TEST_F(CacheRaceTest, ALoadStoredBeforeItsProcessHeardATagInvalidationIsStaleEve
   HookGate bus("bus:tag", "t");  // a hears the invalidation only after its load is stored
   auto a = process_with_hook(bus);
   auto b = process();
-  loader_.hold();
-  auto load = std::async(std::launch::async, [&] {
-    return a->get_or_load("k", [&](LoadContext& c) {
-      c.add_tag("t");
-      return loader_.load(c.key());
-    });
-  });
+  auto load = held_tagged_load(*a, "k", "t");
   ASSERT_TRUE(loader_.wait_running(1));
   clock_->advance(2s);
   ASSERT_TRUE(b->invalidate_tag("t"));
