@@ -5,10 +5,11 @@
 //   tiercache redis-bench ...   GET throughput and latency of the Redis client
 //   tiercache stampede ...      processes x callers asking for cold keys at once: DB loads
 //   tiercache demo ...          the user service end to end (SQLite, Redis, pods), in phases
+//   tiercache chaos ...         mixed load under random faults, checked by an oracle
 //
 // Exit codes: 0 ok, 1 unexpected failure, 2 bad command line or bad input; `redis`,
 // `redis-bench` and `stampede` add 3 (connection or timeout), 4 (auth) and 5 (TLS); `demo`
-// adds 130 (interrupted).
+// and `chaos` add 130 (interrupted).
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "chaos/chaos_command.hpp"
 #include "command.hpp"
 #include "demo/demo_command.hpp"
 #include "redis/redis_bench_command.hpp"
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
   subcommands.push_back(cli::add_redis_bench_command(program));
   subcommands.push_back(cli::add_stampede_command(program));
   subcommands.push_back(cli::add_demo_command(program));
+  subcommands.push_back(cli::add_chaos_command(program));
+  subcommands.push_back(cli::add_chaos_worker_command(program));  // hidden
   // After the subcommands: they would inherit it.
   program.footer("Run 'tiercache <subcommand> --help' for the options of a subcommand.");
 
