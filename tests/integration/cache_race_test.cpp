@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <asio/bind_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
@@ -177,6 +178,39 @@ TEST(CacheRaceRedis, ABatchLoadAfterAReadTimeoutNeverOverwritesANewerWrite) {
   EXPECT_EQ(*many.get()[0], "value-of-k") << "the caller gets what it loaded";
   Cache<std::string> c(options, std::make_shared<Client>(*config));
   EXPECT_EQ(*c.get("k"), "written-meanwhile") << "the load stored nothing without the lock";
+}
+
+TEST_F(CacheRaceTest, AKeyAskedTwiceInOneBatchIsLoadedOnceEvenIfInvalidatedBetween) {
+  HookGate gate("many:joined", "k");  // held after the first place of "k" joined its flight
+  auto a = process_with_hook(gate);
+  std::vector<std::vector<std::string>> asked;
+  std::mutex asked_mutex;
+  auto batch = [&](const std::vector<std::string>& keys) {
+    {
+      std::lock_guard lock(asked_mutex);
+      asked.push_back(keys);
+    }
+    std::map<std::string, std::string> out;
+    for (const auto& k : keys) out[k] = "value-of-" + k;
+    return out;
+  };
+  // Without L2 (as when Redis is down), every place this call leads goes to the batch loader.
+  ReadOptions no_l2;
+  no_l2.skip_l2 = true;
+  auto many = std::async(std::launch::async, [&] {
+    return a->get_or_load_many({"k", "other", "k"}, batch, no_l2);
+  });
+  ASSERT_TRUE(gate.wait_held());
+  ASSERT_TRUE(a->invalidate("k"));  // the first flight of "k" is covered from now on
+  gate.release();
+  auto r = many.get();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(*r[0], "value-of-k");
+  EXPECT_EQ(*r[2], "value-of-k") << "not a value the batch loader's map gave away twice";
+  for (const auto& keys : asked) {
+    EXPECT_EQ(std::count(keys.begin(), keys.end(), "k"), 1) << "the batch loader saw k twice";
+  }
+  EXPECT_EQ(*a->get("k"), "value-of-k");
 }
 
 // ---- 3. clear() during a load -----------------------------------------------------------------

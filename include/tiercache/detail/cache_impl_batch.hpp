@@ -8,6 +8,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -33,7 +35,13 @@ std::vector<CacheResult<V>> CacheImpl<V, C>::get_or_load_many(const std::vector<
   std::vector<FlightPtr> flights(keys.size());
   std::vector<Epoch> arrivals(keys.size());
   std::vector<std::size_t> led;  // indices of the keys this call leads
+  // A key asked twice is read once: its later places take the first one's result (two flights
+  // of one key in one batch would hand the batch loader the key twice).
+  std::unordered_map<std::string_view, std::size_t> first_place;
+  std::vector<std::size_t> same_as(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) {
+    same_as[i] = first_place.try_emplace(keys[i], i).first->second;
+    if (same_as[i] != i) continue;
     arrivals[i] = core_->epochs().now();  // before the lookup, as in get_or_load
     Cached<EntryT> e = l1_.get(keys[i]);
     Result stale;
@@ -53,6 +61,7 @@ std::vector<CacheResult<V>> CacheImpl<V, C>::get_or_load_many(const std::vector<
     bool leader = false;
     flights[i] =
         flights_.join(keys[i], core_->epochs(), arrivals[i], options_.max_load_time, false, leader);
+    hook("many:joined", keys[i]);
     offer_stale(keys[i], flights[i], stale, arrivals[i]);
     if (leader) {
       led.push_back(i);
@@ -62,6 +71,10 @@ std::vector<CacheResult<V>> CacheImpl<V, C>::get_or_load_many(const std::vector<
   }
   if (!led.empty()) lead_many(keys, led, flights, load_batch, ro, d);
   for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (same_as[i] != i) {
+      results[i] = results[same_as[i]];
+      continue;
+    }
     if (!flights[i]) continue;
     std::optional<Result> r = wait(keys[i], flights[i], d, arrivals[i]);
     // A value that predates an invalidation this caller arrived after: read that key again.
