@@ -30,6 +30,7 @@
 #include "demo/progress.hpp"
 #include "demo/redis_server.hpp"
 #include "fault_proxy.hpp"
+#include "run_support.hpp"
 #include "tiercache/redis/client.hpp"
 
 namespace tiercache::cli::chaos {
@@ -46,64 +47,6 @@ constexpr milliseconds kSetupTimeout{30'000};
 constexpr milliseconds kStopTimeout{30'000};
 // Wrong values and hangs printed in full on screen (all of them go to findings.txt).
 constexpr std::size_t kShownFindings = 20;
-
-volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void chaos_on_signal(int) { g_interrupted = 1; }
-
-// SIGINT/SIGTERM set a flag (no SA_RESTART: poll() returns); SIGPIPE is ignored (a worker
-// that is gone makes writes to its pipe fail, not the coordinator die). Restored at the end.
-class SignalGuard {
- public:
-  SignalGuard() {
-    struct sigaction action {};
-    action.sa_handler = chaos_on_signal;
-    sigemptyset(&action.sa_mask);
-    ::sigaction(SIGINT, &action, &old_int_);
-    ::sigaction(SIGTERM, &action, &old_term_);
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    ::sigaction(SIGPIPE, &ignore, &old_pipe_);
-  }
-  ~SignalGuard() {
-    ::sigaction(SIGINT, &old_int_, nullptr);
-    ::sigaction(SIGTERM, &old_term_, nullptr);
-    ::sigaction(SIGPIPE, &old_pipe_, nullptr);
-  }
-  SignalGuard(const SignalGuard&) = delete;
-  SignalGuard& operator=(const SignalGuard&) = delete;
-
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-  struct sigaction old_pipe_ {};
-};
-
-// The run's directory: removed when destroyed unless keep() was called.
-class RunDir {
- public:
-  RunDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "tiercache-chaos-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
-    }
-    path_ = pattern;
-  }
-  ~RunDir() {
-    if (keep_) return;
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  RunDir(const RunDir&) = delete;
-  RunDir& operator=(const RunDir&) = delete;
-  const std::string& path() const { return path_; }
-  void keep() { keep_ = true; }
-
- private:
-  std::string path_;
-  bool keep_ = false;
-};
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<milliseconds>(
@@ -122,23 +65,6 @@ std::string worker_url(const redis::ClientConfig& config, std::uint16_t proxy_po
   std::string url = "redis://";
   if (!config.password.empty()) url += config.username + ":" + config.password + "@";
   return url + "127.0.0.1:" + std::to_string(proxy_port) + "/" + std::to_string(config.database);
-}
-
-// Deletes the run's keys from a Redis that is not ours; returns how many.
-std::uint64_t delete_run_keys(redis::Client& client, const std::string& cache_name) {
-  std::uint64_t deleted = 0;
-  std::string cursor = "0";
-  do {
-    redis::Result<redis::Reply> page =
-        client.command("SCAN", cursor, "MATCH", cache_name + ":*", "COUNT", 1000);
-    if (!page.ok() || page->elements.size() != 2) break;
-    cursor = page->elements[0].string;
-    for (const redis::Reply& key : page->elements[1].elements) {
-      redis::Result<redis::Reply> gone = client.command("UNLINK", key.string);
-      if (gone.ok()) deleted += static_cast<std::uint64_t>(gone->integer);
-    }
-  } while (cursor != "0");
-  return deleted;
 }
 
 // Moves every new line of the workers' event logs into the oracle, then closes the logs of
@@ -194,7 +120,7 @@ class Run {
     Clock::time_point next_fault = start + kHealthyStart;
     std::optional<FaultPlan> plan = schedule_.next();
     while (true) {
-      if (g_interrupted != 0) return false;
+      if (interrupted()) return false;
       const Clock::time_point now = Clock::now();
       if (active_) {
         if (now >= fault_end_) end_fault();
@@ -400,8 +326,8 @@ int run_chaos(const ChaosArguments& args) {
     }
     direct = *parsed;
   }
-  SignalGuard signals;
-  RunDir dir;
+  InterruptGuard signals;
+  RunDir dir("tiercache-chaos");
   demo::Progress progress;
   const std::string run_id = std::to_string(::getpid()) + "-" + std::to_string(unix_ms());
   const std::string cache_name = "chaos-" + run_id;
@@ -486,7 +412,7 @@ int run_chaos(const ChaosArguments& args) {
     lost_lines.push_back("LOST WRITE: row:" + std::to_string(key) + " logged at version " +
                          std::to_string(logged) + ", the database holds " + std::to_string(in_db));
   }
-  if (!private_redis) delete_run_keys(admin, cache_name);
+  if (!private_redis) delete_keys(admin, cache_name + ":*");
   if (redis) redis->stop();
 
   const std::vector<std::string> library_log = workers.log_lines();

@@ -88,6 +88,7 @@
 #include "demo/report.hpp"
 #include "demo/timeline.hpp"
 #include "demo/user_db.hpp"
+#include "run_support.hpp"
 #include "stampede/processes.hpp"
 #include "tiercache/redis/client.hpp"
 
@@ -130,9 +131,6 @@ constexpr milliseconds kBusTimeout{5'000};
 constexpr milliseconds kTickAnswerTimeout{1'000};
 constexpr milliseconds kFinishTimeout{20'000};
 
-volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_signal(int) { g_interrupted = 1; }
-
 struct DemoArguments {
   std::string redis_url;  // empty: a private redis-server
   unsigned pods = kDefaultPods;
@@ -144,60 +142,6 @@ struct DemoArguments {
   bool seed_given = false;
   unsigned rate = kDefaultRate;
 };
-
-// A temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "tiercache-demo-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Installs the SIGINT/SIGTERM handler (no SA_RESTART: poll() returns) and ignores SIGPIPE (a
-// pod that is gone makes writes fail, not the demo die); restores all three when destroyed.
-class SignalGuard {
- public:
-  SignalGuard() {
-    struct sigaction action {};
-    action.sa_handler = on_signal;
-    sigemptyset(&action.sa_mask);
-    ::sigaction(SIGINT, &action, &old_int_);
-    ::sigaction(SIGTERM, &action, &old_term_);
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    ::sigaction(SIGPIPE, &ignore, &old_pipe_);
-  }
-  ~SignalGuard() {
-    ::sigaction(SIGINT, &old_int_, nullptr);
-    ::sigaction(SIGTERM, &old_term_, nullptr);
-    ::sigaction(SIGPIPE, &old_pipe_, nullptr);
-  }
-  SignalGuard(const SignalGuard&) = delete;
-  SignalGuard& operator=(const SignalGuard&) = delete;
-
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-  struct sigaction old_pipe_ {};
-};
-
-bool interrupted() { return g_interrupted != 0; }
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<milliseconds>(
@@ -214,23 +158,6 @@ bool wait_for_bus(redis::Client& client, const std::string& cache_name, unsigned
     std::this_thread::sleep_for(milliseconds(10));
   }
   return false;
-}
-
-// Deletes the keys of the run (an external Redis); returns how many.
-std::uint64_t delete_run_keys(redis::Client& client, const std::string& cache_name) {
-  std::uint64_t deleted = 0;
-  std::string cursor = "0";
-  do {
-    redis::Result<redis::Reply> page =
-        client.command("SCAN", cursor, "MATCH", cache_name + ":*", "COUNT", 1000);
-    if (!page.ok() || page->elements.size() != 2) break;
-    cursor = page->elements[0].string;
-    for (const redis::Reply& key : page->elements[1].elements) {
-      redis::Result<redis::Reply> gone = client.command("UNLINK", key.string);
-      if (gone.ok()) deleted += static_cast<std::uint64_t>(gone->integer);
-    }
-  } while (cursor != "0");
-  return deleted;
 }
 
 int fail(const std::string& message) {
@@ -270,8 +197,8 @@ int run_demo(const DemoArguments& args) {
     if (ec) return usage_error(kName, "--report: " + args.report_dir + ": " + ec.message());
   }
 
-  SignalGuard signals;
-  TempDir temp;
+  InterruptGuard signals;
+  RunDir temp("tiercache-demo");
   demo::Progress progress;
 
   // 1. The database, before any thread or process exists.
@@ -346,7 +273,7 @@ int run_demo(const DemoArguments& args) {
       } catch (...) {
       }
       // Nothing of the parent's runs here: no atexit handlers, no static destructors, no
-      // ~Processes (it would kill this pod's siblings), no ~TempDir.
+      // ~Processes (it would kill this pod's siblings), no ~RunDir.
       ::_exit(code);
     }
     processes.add(pid);
@@ -467,7 +394,7 @@ int run_demo(const DemoArguments& args) {
   if (private_redis) {
     private_redis->stop();
   } else {
-    delete_run_keys(client, info.cache_name);
+    delete_keys(client, info.cache_name + ":*");
   }
 
   // 6. Results.

@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "redis/redis_command.hpp"
+#include "run_support.hpp"
 #include "stampede/naive_read_path.hpp"
 #include "stampede/processes.hpp"
 #include "tiercache/cache.hpp"
@@ -314,23 +315,6 @@ bool wait_for_bus(redis::Client& client, const std::string& run_id, unsigned pro
     std::this_thread::sleep_for(milliseconds(5));
   }
   return false;
-}
-
-// Deletes the keys matching `pattern` (SCAN + DEL); returns how many.
-std::uint64_t delete_keys(redis::Client& client, const std::string& pattern) {
-  std::uint64_t deleted = 0;
-  std::string cursor = "0";
-  do {
-    redis::Result<redis::Reply> page =
-        client.command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000);
-    if (!page.ok() || page->elements.size() != 2) break;
-    cursor = page->elements[0].string;
-    for (const redis::Reply& key : page->elements[1].elements) {
-      redis::Result<redis::Reply> gone = client.command("DEL", key.string);
-      if (gone.ok()) deleted += static_cast<std::uint64_t>(gone->integer);
-    }
-  } while (cursor != "0");
-  return deleted;
 }
 
 // "1 key", "2 keys"; "1 process", "2 processes".
