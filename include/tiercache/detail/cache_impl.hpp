@@ -398,9 +398,8 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   // returns a handle to it.
   Cached<EntryT> keep(const std::string& key, EntryT entry) {
     Cached<EntryT> out;
-    const std::vector<std::string> tags = entry.tags;
     const bool kept = core_->epochs().store_if_current(
-        key, tags, entry.read_epoch, [&] { out = store_l1(key, std::move(entry)); });
+        key, entry.tags, entry.read_epoch, [&] { out = store_l1(key, std::move(entry)); });
     if (!kept) return l1_.wrap(key, std::move(entry));
     return out;
   }
@@ -424,8 +423,7 @@ class CacheImpl : public std::enable_shared_from_this<CacheImpl<V, C>> {
   // (a soft invalidation: stale, not gone); never one that a key invalidation, a write or a
   // clear() removed after `epoch`, the epoch as of which the candidate was valid.
   bool removed_since(const std::string& key, Epoch epoch) const {
-    static const std::vector<std::string> kNoTags;
-    return core_->epochs().covered_since(key, kNoTags, epoch);
+    return core_->epochs().removed_since(key, epoch);
   }
 
   // An L1 entry judged stale, as a stale candidate (valid as of the epoch noted before the

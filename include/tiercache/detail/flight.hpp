@@ -85,13 +85,11 @@ class FlightMap {
   FlightPtr join(const std::string& key, const InvalidationEpochs& epochs,
                  InvalidationEpochs::Epoch arrived, Duration max_load_time, bool force_new,
                  bool& leader) {
-    static const std::vector<std::string> kNoTags;
     std::lock_guard lock(mutex_);
     auto it = flights_.find(key);
     if (it != flights_.end()) {
       const FlightPtr& current = it->second;
-      const bool usable = !force_new &&
-                          !epochs.covered_since(key, kNoTags, current->created_epoch) &&
+      const bool usable = !force_new && !epochs.removed_since(key, current->created_epoch) &&
                           !current->load_overdue(max_load_time);
       if (usable) {
         leader = false;

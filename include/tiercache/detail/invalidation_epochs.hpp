@@ -60,11 +60,17 @@ class InvalidationEpochs {
   }
   Epoch invalidate_all(const Also& also = nullptr) { return bump(&all_, also); }
 
+  // Whether an invalidation of everything or of `key` came after `since` (what removes a
+  // value, as opposed to a tag's, which makes it stale).
+  bool removed_since(std::string_view key, Epoch since) const noexcept {
+    return all_.load(std::memory_order_acquire) > since ||
+           key_slots_[slot(key)].load(std::memory_order_acquire) > since;
+  }
+
   // Whether an invalidation of everything, of `key` or of one of `tags` came after `since`.
   bool covered_since(std::string_view key, const std::vector<std::string>& tags,
                      Epoch since) const noexcept {
-    if (all_.load(std::memory_order_acquire) > since) return true;
-    if (key_slots_[slot(key)].load(std::memory_order_acquire) > since) return true;
+    if (removed_since(key, since)) return true;
     for (const std::string& tag : tags) {
       if (tag_slots_[slot(tag)].load(std::memory_order_acquire) > since) return true;
     }
@@ -72,7 +78,8 @@ class InvalidationEpochs {
   }
 
   // Runs `store()` if no invalidation covers (key, tags) since `since`, atomically with respect
-  // to every invalidation. Returns whether it ran.
+  // to every invalidation. Returns whether it ran. `tags` is read before `store()` runs, never
+  // after (so it may refer to what `store()` moves away).
   template <class Store>
   bool store_if_current(std::string_view key, const std::vector<std::string>& tags, Epoch since,
                         Store&& store) {
